@@ -34,8 +34,9 @@ setup(
         'pycocotools',
         'numpy',
         # mmengine resolves ``mmdet::`` config bases with pkg_resources, which
-        # setuptools 82 removed; torch 2.14 itself asks for >=77.0.3.
-        'setuptools>=77.0.3,<82',
+        # setuptools 82 removed (81 warns on every import); torch 2.14 asks for
+        # >=77.0.3.
+        'setuptools>=77.0.3,<81',
     ],
     extras_require={
         'tests': ['pytest', 'timm==1.0.31', 'safetensors'],

@@ -68,7 +68,6 @@ class SqueezeExcite(BaseModule):
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(init_cfg=init_cfg)
         reduced_channels = make_divisible(channels * se_ratio, 4)
-        self.avg_pool = nn.AdaptiveAvgPool2d(1)
         self.conv_reduce = ConvModule(
             channels, reduced_channels, 1, bias=True, conv_cfg=conv_cfg,
             norm_cfg=None, act_cfg=act_cfg)
@@ -77,7 +76,8 @@ class SqueezeExcite(BaseModule):
             norm_cfg=None, act_cfg=None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate = self.conv_expand(self.conv_reduce(self.avg_pool(x)))
+        # Global average pool as a mean: cheaper than AdaptiveAvgPool2d on CPU.
+        gate = self.conv_expand(self.conv_reduce(x.mean((2, 3), keepdim=True)))
         # hard_sigmoid(x) = relu6(x + 3) / 6, the gate of the reference code.
         return x * F.hardsigmoid(gate)
 
@@ -218,7 +218,9 @@ class GhostBottleneck(BaseModule):
         if self.se is not None:
             out = self.se(out)
         out = self.ghost2(out)
-        return out + self.shortcut(x)
+        # In place: ``out`` is a fresh tensor that nothing else holds.
+        out += self.shortcut(x)
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.with_cp and x.requires_grad:

@@ -1,0 +1,131 @@
+"""Parameters and FLOPs of GhostNet detectors and of the backbone alone.
+
+Two counts, because they differ and papers use the first:
+  * MACs: multiply-accumulates of convolutions and linear layers (the
+    GhostNet paper's "FLOPs": 141M for 1.0x at 224x224 with its ImageNet head);
+  * MMEngine: mmengine.analysis.get_model_complexity_info, which also counts
+    norms, activations and element-wise ops (what MMDetection's get_flops.py
+    reports).
+
+    # a detector config, at a given input size (default 800x1333)
+    python tools/analysis_tools/get_flops.py configs/retinanet_ghostnet.py --shape 800 1333
+    # the backbone at several widths, at 224x224 with the ImageNet head (paper setting)
+    python tools/analysis_tools/get_flops.py --backbone 0.5 1.0 1.1 1.3
+"""
+import argparse
+import logging
+
+import torch
+from mmengine.analysis import get_model_complexity_info
+from mmengine.config import Config, DictAction
+from mmengine.logging import MMLogger
+from mmengine.registry import init_default_scope
+
+import ghostnet_mmdet  # noqa: F401
+from ghostnet_mmdet.models import GhostNet
+from ghostnet_mmdet.utils.complexity import conv_linear_macs, imagenet_head_macs
+
+
+def count_params(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def mmengine_flops(model, shape):
+    # Silence the per-operator "unsupported" warnings of the flop counter.
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        result = get_model_complexity_info(model, inputs=(torch.zeros(1, 3, *shape), ),
+                                           show_table=False, show_arch=False)
+    finally:
+        logger.setLevel(level)
+    return result['flops']
+
+
+class TensorForward(torch.nn.Module):
+    """A detector's tensor-mode forward with fixed image metas, so that the
+    flop tracer sees one tensor in (two-stage detectors need the metas)."""
+
+    def __init__(self, detector, shape):
+        super().__init__()
+        from mmdet.structures import DetDataSample
+        self.detector = detector
+        self.data_samples = [DetDataSample(metainfo=dict(
+            img_shape=tuple(shape), ori_shape=tuple(shape), pad_shape=tuple(shape),
+            batch_input_shape=tuple(shape), scale_factor=(1.0, 1.0)))]
+
+    def forward(self, x):
+        return self.detector._forward(x, self.data_samples)
+
+
+def detector_complexity(config, shape, cfg_options=None):
+    """Params and FLOPs of a detector config and of its backbone."""
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    from mmdet.registry import MODELS
+    cfg.model.backbone.init_cfg = None
+    # Pad as the data preprocessor would (YOLO necks need it).
+    divisor = cfg.model.get('data_preprocessor', {}).get('pad_size_divisor', 1) or 1
+    shape = tuple(-(-side // divisor) * divisor for side in shape)
+    model = MODELS.build(cfg.model).eval()
+    x = torch.zeros(1, 3, *shape)
+    return dict(
+        shape=shape,
+        width=getattr(model.backbone, 'widen_factor', None),
+        params=count_params(model),
+        flops=mmengine_flops(TensorForward(model, shape), shape),
+        backbone_params=count_params(model.backbone),
+        backbone_macs=conv_linear_macs(model.backbone, x)['total'],
+        backbone_flops=mmengine_flops(model.backbone, shape),
+    )
+
+
+def backbone_complexity(widen_factor, shape=(224, 224)):
+    """The paper's setting: the whole network with its ImageNet head."""
+    model = GhostNet(widen_factor=widen_factor, out_indices=(9, )).eval()
+    head = imagenet_head_macs(model.out_channels[-1])
+    head_params = model.out_channels[-1] * 1280 + 1280 + 1280 * 1000 + 1000
+    body_macs = conv_linear_macs(model, torch.zeros(1, 3, *shape))['total']
+    return dict(params=count_params(model) + head_params, macs=body_macs + head,
+                flops=mmengine_flops(model, shape) + head)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('configs', nargs='*', help='detector config files')
+    parser.add_argument('--shape', type=int, nargs=2, default=None, metavar=('H', 'W'),
+                        help='input size (default: 800 1333 for detectors, 224 224 for --backbone)')
+    parser.add_argument('--backbone', type=float, nargs='+', metavar='WIDTH',
+                        help='report the classification network at these widths instead')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    args = parser.parse_args()
+    if not args.configs and not args.backbone:
+        parser.error('give detector config files or --backbone WIDTH ...')
+    if args.backbone:
+        shape = tuple(args.shape or (224, 224))
+        print(f'\nGhostNet with its ImageNet head at {shape[0]}x{shape[1]}')
+        print('| width | params | conv+linear MACs | MMEngine FLOPs |')
+        print('|---|---|---|---|')
+        for width in args.backbone:
+            r = backbone_complexity(width, shape)
+            print(f'| {width}x | {r["params"] / 1e6:.3f}M | {r["macs"] / 1e6:.2f}M | '
+                  f'{r["flops"] / 1e6:.1f}M |')
+    if args.configs:
+        shape = tuple(args.shape or (800, 1333))
+        print(f'\nDetectors at {shape[0]}x{shape[1]}, padded as their data preprocessor '
+              'pads (FLOPs: MMEngine count; backbone MACs: conv+linear)')
+        print('| config | width | input | params | FLOPs | backbone params | backbone MACs | backbone FLOPs |')
+        print('|---|---|---|---|---|---|---|---|')
+        for config in args.configs:
+            r = detector_complexity(config, shape, args.cfg_options)
+            print(f'| {config} | {r["width"]}x | {r["shape"][0]}x{r["shape"][1]} | '
+                  f'{r["params"] / 1e6:.2f}M | {r["flops"] / 1e9:.2f}G | '
+                  f'{r["backbone_params"] / 1e6:.2f}M | {r["backbone_macs"] / 1e6:.0f}M | '
+                  f'{r["backbone_flops"] / 1e6:.0f}M |')
+
+
+if __name__ == '__main__':
+    main()
