@@ -34,9 +34,9 @@ setup(
         'pycocotools',
         'numpy',
         # mmengine resolves ``mmdet::`` config bases with pkg_resources, which
-        # setuptools 82 removed (81 warns on every import); torch 2.14 asks for
+        # setuptools 82 removed (80.9 and later warn on every import); torch 2.14 asks for
         # >=77.0.3.
-        'setuptools>=77.0.3,<81',
+        'setuptools>=77.0.3,<80.9',
     ],
     extras_require={
         'tests': ['pytest', 'timm==1.0.31', 'safetensors'],

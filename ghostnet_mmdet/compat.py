@@ -10,7 +10,7 @@
    behaviour MMEngine was written for. Like any pickle, only load
    checkpoints you trust. Other loaders (``http://``...) are left as they are.
 2. MMEngine resolves ``mmdet::`` config bases through ``pkg_resources``,
-   which setuptools 82 removed. ``setup.py`` pins ``setuptools<81``; if it is
+   which setuptools 82 removed. ``setup.py`` pins ``setuptools<80.9``; if it is
    missing anyway, we say so at import instead of failing later deep inside
    config parsing.
 """
@@ -38,12 +38,12 @@ def apply() -> None:
     except ImportError:
         warnings.warn(
             "pkg_resources is not importable, so MMEngine cannot resolve "
-            "'mmdet::' config bases; install 'setuptools>=77.0.3,<81' "
+            "'mmdet::' config bases; install 'setuptools>=77.0.3,<80.9' "
             '(setuptools 82 removed pkg_resources)', RuntimeWarning)
 
 
 with warnings.catch_warnings():
-    # Should a setuptools 81 be installed anyway, its deprecation warning
+    # Should a setuptools >= 80.9 be installed anyway, its deprecation warning
     # about pkg_resources is known and not the user's to act on.
     warnings.simplefilter('ignore', UserWarning)
     apply()

@@ -60,8 +60,8 @@ pip_quiet() {
         2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 }
 
-step "build tools (setuptools>=77.0.3,<81 keeps pkg_resources without deprecation warnings; ninja for parallel builds)"
-"${PIP[@]}" install -q 'pip>=24' 'setuptools>=77.0.3,<81' wheel ninja
+step "build tools (setuptools>=77.0.3,<80.9 keeps pkg_resources without deprecation warnings; ninja for parallel builds)"
+"${PIP[@]}" install -q 'pip>=24' 'setuptools>=77.0.3,<80.9' wheel ninja
 
 step "torch $TORCH_VERSION and torchvision $TORCHVISION_VERSION"
 "${PIP[@]}" install -q "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
