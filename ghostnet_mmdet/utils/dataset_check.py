@@ -77,3 +77,42 @@ def check_dataset_files(cfg: Config, splits=('train', 'val', 'test')) -> None:
     else:
         message += 'Fix the paths with --cfg-options (data_root=..., ann_file=...).'
     raise DatasetNotFoundError(message)
+
+
+def check_coco_annotation_file(ann_file: str) -> dict:
+    """Read a COCO annotation file, or raise an error that names the file
+    and what is wrong with it (missing, not JSON, not COCO)."""
+    if not osp.isfile(ann_file):
+        raise DatasetNotFoundError(f'annotation file not found: {ann_file}')
+    import json
+    try:
+        with open(ann_file) as f:
+            content = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f'annotation file {ann_file} is not COCO JSON: it does not '
+                         f'parse as JSON ({err})') from None
+    if not isinstance(content, dict):
+        raise ValueError(f'annotation file {ann_file} is not COCO JSON: expected an '
+                         f'object with images, annotations and categories, got '
+                         f'a {type(content).__name__}')
+    missing = [key for key in ('images', 'annotations', 'categories') if key not in content]
+    if missing:
+        raise ValueError(f'annotation file {ann_file} is not COCO JSON: no '
+                         f'{", ".join(repr(k) for k in missing)} (keys found: '
+                         f'{sorted(content)[:10]})')
+    for key in ('images', 'annotations', 'categories'):
+        if not isinstance(content[key], list):
+            raise ValueError(f'annotation file {ann_file} is not COCO JSON: '
+                             f'{key!r} must be a list, got {type(content[key]).__name__}')
+    return content
+
+
+def check_images_exist(image_paths, ann_file: str, limit: int = 5) -> None:
+    """Raise naming the images that an annotation file lists but that are
+    not on disk."""
+    missing = [p for p in image_paths if not osp.isfile(p)]
+    if missing:
+        shown = '\n'.join(f'    {p}' for p in missing[:limit])
+        more = f'\n    ... and {len(missing) - limit} more' if len(missing) > limit else ''
+        raise DatasetNotFoundError(
+            f'{len(missing)} image(s) listed in {ann_file} are missing on disk:\n{shown}{more}')

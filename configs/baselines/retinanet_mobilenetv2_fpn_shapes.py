@@ -1,0 +1,14 @@
+# Baseline for the GhostShapes comparison: the same RetinaNet, data and
+# schedule as ../ghostnet/retinanet_ghostnet-1.0x_fpn_shapes.py, with
+# MMDetection's MobileNetV2 1.0x (from scratch) tapped at strides 8, 16, 32.
+_base_ = '../ghostnet/retinanet_ghostnet-1.0x_fpn_shapes.py'
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='MobileNetV2',
+        out_indices=(2, 4, 6),
+        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_eval=False,
+        init_cfg=None),
+    neck=dict(in_channels=[32, 96, 320]))

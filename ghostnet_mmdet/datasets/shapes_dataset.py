@@ -1,0 +1,58 @@
+"""GhostShapesDataset: MMDetection's CocoDataset over the GhostShapes files,
+made on first use, with clear errors for broken dataset input."""
+import os.path as osp
+from typing import Dict, List, Optional
+
+from mmengine.dist import get_dist_info
+
+from mmdet.datasets import CocoDataset
+from mmdet.registry import DATASETS
+
+from ..utils.dataset_check import check_coco_annotation_file, check_images_exist
+from .shapes import DEFAULT_SPLITS, SHAPE_CLASSES, generate_shapes_dataset
+
+
+@DATASETS.register_module()
+class GhostShapesDataset(CocoDataset):
+    """The GhostShapes synthetic dataset (see :mod:`ghostnet_mmdet.datasets.shapes`).
+
+    Args:
+        generate_if_missing (bool): Draw the dataset under ``data_root`` when
+            it is not there (or was made with other parameters). Defaults to
+            True.
+        splits (dict): Images per split to generate, e.g.
+            ``dict(train=1200, val=200)``. Use the same value for every
+            dataloader of a config. Defaults to that.
+        image_size (int): Side of the square images. Defaults to 256.
+        seed (int): Seed of the generator. Defaults to 0.
+        **kwargs: CocoDataset arguments (``data_root``, ``ann_file``,
+            ``data_prefix``, ``pipeline``, ...).
+    """
+
+    METAINFO = {
+        'classes': SHAPE_CLASSES,
+        'palette': [(220, 20, 60), (0, 130, 230), (250, 170, 30), (0, 190, 90), (160, 60, 220)],
+    }
+
+    def __init__(self,
+                 *args,
+                 generate_if_missing: bool = True,
+                 splits: Optional[Dict[str, int]] = None,
+                 image_size: int = 256,
+                 seed: int = 0,
+                 **kwargs) -> None:
+        self.generate_if_missing = generate_if_missing
+        self.splits = dict(splits or DEFAULT_SPLITS)
+        self.image_size = image_size
+        self.seed = seed
+        super().__init__(*args, **kwargs)
+
+    def load_data_list(self) -> List[dict]:
+        if self.generate_if_missing:
+            generate_shapes_dataset(self.data_root, self.splits, self.image_size, self.seed,
+                                    verbose=get_dist_info()[0] == 0)
+        # Clear errors before pycocotools sees the file.
+        check_coco_annotation_file(self.ann_file)
+        data_list = super().load_data_list()
+        check_images_exist([info['img_path'] for info in data_list], self.ann_file)
+        return data_list
