@@ -108,7 +108,7 @@ PYEOF
     grep -q -- '-std=c++17' "$src/setup.py" || die "mmcv setup.py has no -std=c++17 flag to patch; the sdist changed"
     sed -i 's/-std=c++17/-std=c++20/g' "$src/setup.py"
 
-    step "build mmcv $MMCV_VERSION with compiled ops (about 30 minutes on 2 cores; cached afterwards)"
+    step "build mmcv $MMCV_VERSION with compiled ops (15-30 minutes on 2 cores; cached afterwards)"
     MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
         "${PIP[@]}" wheel -v --no-build-isolation --no-deps -w "$work/dist" "$src" 2>&1 |
         grep --line-buffered -E '^\[[0-9]+/[0-9]+\]|error|Error|Successfully|Created wheel' || true
