@@ -1,14 +1,10 @@
-"""Small real inputs for detector tests: synthetic batches and a tiny
-COCO-format dataset written to disk."""
-import json
-import os
-import os.path as osp
-
-import numpy as np
+"""Small real inputs for detector tests: synthetic batches, and configs
+pointed at a tiny GhostShapes set on disk."""
 import torch
 from mmengine.structures import InstanceData
 
 from mmdet.structures import DetDataSample
+from ghostnet_mmdet.datasets import SHAPE_CLASSES
 
 
 def synthetic_batch(num_images=2, size=(96, 128), num_boxes=3, num_classes=80, seed=0):
@@ -34,38 +30,6 @@ def synthetic_batch(num_images=2, size=(96, 128), num_boxes=3, num_classes=80, s
     return dict(inputs=inputs, data_samples=samples)
 
 
-def write_tiny_coco(root, num_images=4, size=64, classes=('square', 'disc'), seed=0):
-    """Write a tiny COCO-format dataset: images with filled squares and discs
-    on noise, and ``annotations/instances_{train,val}.json`` for them."""
-    import cv2
-    rng = np.random.RandomState(seed)
-    os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
-    for split in ('train', 'val'):
-        os.makedirs(osp.join(root, split), exist_ok=True)
-        images, annotations = [], []
-        for image_id in range(1, num_images + 1):
-            image = rng.randint(0, 60, (size, size, 3)).astype(np.uint8)
-            name = f'{image_id:06d}.png'
-            for _ in range(2):
-                label = rng.randint(len(classes))
-                side = rng.randint(size // 5, size // 2)
-                x, y = rng.randint(0, size - side, 2)
-                color = tuple(int(c) for c in rng.randint(120, 255, 3))
-                if classes[label] == 'disc':
-                    cv2.circle(image, (int(x + side / 2), int(y + side / 2)), side // 2, color, -1)
-                else:
-                    cv2.rectangle(image, (int(x), int(y)), (int(x + side - 1), int(y + side - 1)), color, -1)
-                annotations.append(dict(
-                    id=len(annotations) + 1, image_id=image_id, category_id=label + 1,
-                    bbox=[int(x), int(y), int(side), int(side)], area=int(side * side), iscrowd=0))
-            cv2.imwrite(osp.join(root, split, name), image)
-            images.append(dict(id=image_id, file_name=name, width=size, height=size))
-        categories = [dict(id=i + 1, name=name) for i, name in enumerate(classes)]
-        with open(osp.join(root, 'annotations', f'instances_{split}.json'), 'w') as f:
-            json.dump(dict(images=images, annotations=annotations, categories=categories), f)
-    return root
-
-
 def tiny_pipelines(scale=(64, 64)):
     train = [
         dict(type='LoadImageFromFile'),
@@ -84,9 +48,10 @@ def tiny_pipelines(scale=(64, 64)):
     return train, test
 
 
-def point_config_at_tiny_coco(cfg, data_root, work_dir, max_epochs=1, classes=('square', 'disc')):
+def point_config_at_tiny_coco(cfg, data_root, work_dir, max_epochs=1, classes=SHAPE_CLASSES):
     """Make a COCO config train briefly on the tiny dataset of
-    :func:`write_tiny_coco`: its data, classes, a small image size, no
+    :func:`ghostnet_mmdet.datasets.generate_shapes_dataset` (plain
+    CocoDataset over its files): its data, classes, a small image size, no
     pretrained weights."""
     train_pipeline, test_pipeline = tiny_pipelines()
     metainfo = dict(classes=tuple(classes))

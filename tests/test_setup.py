@@ -9,7 +9,9 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from .detection_utils import point_config_at_tiny_coco, write_tiny_coco
+from ghostnet_mmdet.datasets import generate_shapes_dataset
+
+from .detection_utils import point_config_at_tiny_coco
 
 
 
@@ -95,7 +97,8 @@ def test_plain_torch_load_rejects_mmengine_checkpoints(tmp_path):
 def trained_run(tmp_path_factory):
     """Train RetinaNet-GhostNet for one short epoch and keep its checkpoint."""
     tmp = tmp_path_factory.mktemp('run')
-    data_root = write_tiny_coco(str(tmp / 'data'), num_images=4)
+    data_root = str(tmp / 'data')
+    generate_shapes_dataset(data_root, dict(train=4, val=4), image_size=64, verbose=False)
     cfg = Config.fromfile(str(write_user_config(tmp)))
     cfg = point_config_at_tiny_coco(cfg, data_root, str(tmp / 'work'), max_epochs=1)
     runner = Runner.from_cfg(cfg)
