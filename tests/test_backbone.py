@@ -156,6 +156,34 @@ def test_with_cp_gives_same_outputs_and_gradients():
         torch.testing.assert_close(param.grad, grads_ref[name], rtol=1e-5, atol=1e-6)
 
 
+def test_channels_last_gives_same_outputs_and_gradients():
+    reference = GhostNet(out_indices=(2, 4, 6, 8, 9))
+    nhwc = GhostNet(out_indices=(2, 4, 6, 8, 9), channels_last=True)
+    randomize_norm_stats(reference)
+    nhwc.load_state_dict(reference.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    for mode in ('eval', 'train'):
+        getattr(reference, mode)()
+        getattr(nhwc, mode)()
+        outs_ref, outs_cl = reference(x), nhwc(x)
+        for a, b in zip(outs_ref, outs_cl):
+            assert a.shape == b.shape
+            assert b.is_contiguous(memory_format=torch.channels_last)
+            torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)  # summation order
+    sum((o * o).mean() for o in outs_ref).backward()
+    sum((o * o).mean() for o in outs_cl).backward()
+    grads_ref = dict((n, p.grad) for n, p in reference.named_parameters())
+    # Another summation order, and norm biases whose true gradient is zero
+    # (a train-mode BN follows them) carry only rounding noise: compare all
+    # gradients as one vector.
+    names = [name for name, _ in nhwc.named_parameters()]
+    got = torch.cat([p.grad.flatten() for _, p in nhwc.named_parameters()])
+    want = torch.cat([grads_ref[name].flatten() for name in names])
+    assert (got - want).norm() / want.norm() < 1e-4
+    with pytest.raises(TypeError, match='channels_last must be True or False'):
+        GhostNet(channels_last='yes')
+
+
 @pytest.mark.parametrize('norm_cfg', [
     dict(type='SyncBN', requires_grad=True),
     dict(type='GN', num_groups=4, requires_grad=True),

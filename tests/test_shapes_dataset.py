@@ -148,3 +148,32 @@ def test_listed_image_missing_on_disk(tmp_path):
     (root / 'val' / '000001.jpg').unlink()
     with pytest.raises(DatasetNotFoundError, match=r'1 image\(s\) listed in .*instances_val.json are missing on disk:\n.*val/000001.jpg'):
         build_dataset(root, generate_if_missing=False)
+
+
+def test_occlusion_is_partial():
+    """Later shapes may cover earlier ones, but never more than
+    MAX_HIDDEN_SHARE of them: every annotated shape stays recognisable."""
+    import cv2
+    from ghostnet_mmdet.datasets.shapes import MAX_HIDDEN_SHARE, draw_image, shape_outline
+    visible_shares = []
+    for index in range(60):
+        _, objects = draw_image(np.random.RandomState(index), 256)
+        masks = []
+        for obj in objects:
+            mask = np.zeros((256, 256), np.uint8)
+            outline = shape_outline(obj['label'], obj['center'], obj['extent'], obj['angle'])
+            if outline is None:
+                cv2.circle(mask, tuple(int(round(v)) for v in obj['center']),
+                           int(round(obj['extent'] / 2)), 1, -1)
+            else:
+                cv2.fillPoly(mask, [np.round(outline).astype(np.int32)], 1)
+            masks.append(mask.astype(bool))
+        for i, mask in enumerate(masks):
+            on_top = np.zeros_like(mask)
+            for later in masks[i + 1:]:
+                on_top |= later
+            visible_shares.append((mask & ~on_top).sum() / max(mask.sum(), 1))
+    visible_shares = np.array(visible_shares)
+    # Rasterised here without sub-pixel precision: allow a few pixels' slack.
+    assert visible_shares.min() >= 1 - MAX_HIDDEN_SHARE - 0.1
+    assert (visible_shares < 0.9).sum() >= 10  # occlusion does happen

@@ -1,6 +1,6 @@
 # RetinaNet + GhostNet-1.0x + FPN on GhostShapes, the built-in synthetic
 # dataset: trains from scratch on 2 CPU cores in about 13 minutes, evaluates
-# with the COCO metric, and writes a checkpoint. The dataset (1200 train and
+# with the COCO metric, and writes a checkpoint. The dataset (2400 train and
 # 200 val images, 256x256) is drawn into data/shapes/ on first use.
 #
 #   python tools/train.py configs/ghostnet/retinanet_ghostnet-1.0x_fpn_shapes.py
@@ -15,7 +15,9 @@ model = dict(
         # No ImageNet weights here: trained from scratch, so its BN layers
         # learn their statistics.
         init_cfg=None,
-        norm_eval=False),
+        norm_eval=False,
+        # 2-core CPU: NHWC layout, about 5% faster per iteration here.
+        channels_last=True),
     # 2-core CPU: a 64-channel FPN and head with 2 stacked convs instead of
     # 256 channels and 4 convs (measured here: 2.5 s per iteration at 192x192
     # with the standard head, and its loss diverged from scratch).
@@ -31,7 +33,11 @@ model = dict(
         # Objects are 8-128 px: anchors of 16-25 px at stride 8 up to
         # 128-203 px at stride 64 (COCO's start at 32 px), so that large
         # objects fall on levels that come straight from the backbone.
-        anchor_generator=dict(octave_base_scale=2)),
+        anchor_generator=dict(octave_base_scale=2),
+        # Boxes learnt with a GIoU loss on decoded boxes (as in ATSS and
+        # GFL): scale-invariant, so 8 px objects weigh like 128 px ones.
+        reg_decoded_bbox=True,
+        loss_bbox=dict(type='GIoULoss', loss_weight=2.0)),
     test_cfg=dict(nms_pre=1000, score_thr=0.05, max_per_img=100))
 
 # The COCO config's names, pointed at GhostShapes (so the dumped config reads
@@ -52,9 +58,10 @@ log_processor = dict(by_epoch=False)
 randomness = dict(seed=0)
 auto_scale_lr = dict(enable=False, base_batch_size={{_base_.shapes_batch_size}})
 
-# From scratch: AdamW (it learned faster than SGD at lr 0.01 or 0.04 here),
-# linear warm-up, steps down late; gradient clipping keeps early iterations
-# from diverging (SGD without it went NaN near iteration 260).
+# From scratch: AdamW (it learned faster than SGD at lr 0.01 or 0.04 here;
+# lr 0.002 beat 0.001), linear warm-up, steps down late; gradient clipping
+# keeps early iterations from diverging (SGD without it went NaN near
+# iteration 260).
 optim_wrapper = dict(
-    optimizer=dict(_delete_=True, type='AdamW', lr=0.001, weight_decay=0.05),
+    optimizer=dict(_delete_=True, type='AdamW', lr=0.002, weight_decay=0.05),
     clip_grad=dict(max_norm=10, norm_type=2))

@@ -5,7 +5,7 @@ Five classes told apart by shape alone (colour is random for every object):
 circle, square, triangle, star and cross, drawn upright with a random turn
 of up to 20 degrees. Objects
 range from 8 px to half the image side (30% are COCO-small, under 32 px),
-may overlap and occlude each other, and sit on
+may overlap and occlude each other (at most 40% of a shape is hidden), and sit on
 textured, cluttered backgrounds with unlabelled distractors (strokes, arcs,
 outlined polygons, dots). Everything is drawn from a seeded generator per
 image: the same seed gives the same files.
@@ -29,13 +29,17 @@ import cv2
 import numpy as np
 
 SHAPE_CLASSES = ('circle', 'square', 'triangle', 'star', 'cross')
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 # Shapes are drawn upright, turned by at most this many degrees either way.
 MAX_ROTATION_DEGREES = 20
 # Share of objects drawn COCO-small (8 to 32 px); the rest are 32 px to half
 # the image side. Sizes are log-uniform within each range.
 SMALL_OBJECT_SHARE = 0.3
-DEFAULT_SPLITS = {'train': 1200, 'val': 200}
+# Occlusion stays partial: a shape that would hide more than this share of
+# an earlier shape's pixels is placed elsewhere (version 3 let a large shape
+# cover a small one completely, leaving boxes around nothing).
+MAX_HIDDEN_SHARE = 0.4
+DEFAULT_SPLITS = {'train': 2400, 'val': 200}
 
 
 def _regular_polygon(center, radius, sides, angle, inner_ratio=None):
@@ -142,15 +146,49 @@ def _box_iou(box, boxes):
     return float(np.max(inter / (area + areas - inter)))
 
 
+_SUBPIXEL_SHIFT = 4  # sub-pixel precision for small shapes
+
+
+def _shape_mask(size: int, center, extent: float, polygon: Optional[np.ndarray]) -> np.ndarray:
+    """Boolean mask of the pixels a shape covers."""
+    mask = np.zeros((size, size), dtype=np.uint8)
+    scale = 2**_SUBPIXEL_SHIFT
+    if polygon is None:
+        cv2.circle(mask, (int(round(center[0] * scale)), int(round(center[1] * scale))),
+                   int(round(extent / 2 * scale)), 1, -1, cv2.LINE_8, _SUBPIXEL_SHIFT)
+    else:
+        cv2.fillPoly(mask, [np.round(polygon * scale).astype(np.int32)], 1, cv2.LINE_8,
+                     _SUBPIXEL_SHIFT)
+    return mask.astype(bool)
+
+
+def _hides_too_much(owner: np.ndarray, pixel_counts: List[int], mask: np.ndarray) -> bool:
+    """Whether drawing ``mask`` on top would leave an earlier shape with less
+    than ``1 - MAX_HIDDEN_SHARE`` of its pixels showing."""
+    covered = owner[mask]
+    covered = covered[covered >= 0]
+    if covered.size == 0:
+        return False
+    visible = np.bincount(owner[owner >= 0], minlength=len(pixel_counts))
+    lost = np.bincount(covered, minlength=len(pixel_counts))
+    counts = np.maximum(np.asarray(pixel_counts), 1)
+    return bool(np.any((visible - lost) / counts < 1 - MAX_HIDDEN_SHARE))
+
+
 def draw_image(rng: np.random.RandomState, size: int = 256,
                min_object: float = 8, max_objects: int = 10,
                max_overlap_iou: float = 0.3) -> Tuple[np.ndarray, List[Dict]]:
-    """Draw one image; return it (BGR uint8) and its objects as
-    ``dict(label, bbox=[x1, y1, x2, y2])``, boxes tight around each shape."""
+    """Draw one image; return it (BGR uint8) and its objects in drawing
+    order as ``dict(label, bbox=[x1, y1, x2, y2], center, extent, angle)``,
+    boxes tight around each whole shape (``shape_outline`` redraws one)."""
     image = _background(rng, size)
     _draw_distractors(rng, image, size, rng.randint(2, 9))
     objects = []
     boxes = []
+    # Index of the shape on top at each pixel (-1: background), and each
+    # shape's pixel count, to keep occlusion partial.
+    owner = np.full((size, size), -1, dtype=np.int32)
+    pixel_counts: List[int] = []
     max_size = size / 2
     for _ in range(rng.randint(3, max_objects + 1)):
         for _attempt in range(20):
@@ -171,10 +209,15 @@ def draw_image(rng: np.random.RandomState, size: int = 256,
             box = [float(np.clip(v, 0, size)) for v in box]
             # Overlap is allowed (later shapes occlude earlier ones), but
             # never so much that an object would be hidden.
-            if _box_iou(box, boxes) <= max_overlap_iou:
+            if _box_iou(box, boxes) > max_overlap_iou:
+                continue
+            mask = _shape_mask(size, center, extent, polygon)
+            if not _hides_too_much(owner, pixel_counts, mask):
                 break
         else:
             continue
+        owner[mask] = len(objects)
+        pixel_counts.append(int(mask.sum()))
         color = rng.uniform(0, 255, 3)
         # Keep the object visible against its local background.
         x1, y1, x2, y2 = (int(v) for v in box)
@@ -182,14 +225,15 @@ def draw_image(rng: np.random.RandomState, size: int = 256,
         if np.abs(color - local).sum() < 120:
             color = np.where(local > 127, rng.uniform(0, 70, 3), rng.uniform(185, 255, 3))
         color = tuple(float(c) for c in color)
-        shift = 4  # sub-pixel precision for small shapes
+        scale = 2**_SUBPIXEL_SHIFT
         if polygon is None:
-            cv2.circle(image, (int(round(center[0] * 2**shift)), int(round(center[1] * 2**shift))),
-                       int(round(extent / 2 * 2**shift)), color, -1, cv2.LINE_AA, shift)
+            cv2.circle(image, (int(round(center[0] * scale)), int(round(center[1] * scale))),
+                       int(round(extent / 2 * scale)), color, -1, cv2.LINE_AA, _SUBPIXEL_SHIFT)
         else:
-            cv2.fillPoly(image, [np.round(polygon * 2**shift).astype(np.int32)], color,
-                         cv2.LINE_AA, shift)
-        objects.append(dict(label=label, bbox=box))
+            cv2.fillPoly(image, [np.round(polygon * scale).astype(np.int32)], color,
+                         cv2.LINE_AA, _SUBPIXEL_SHIFT)
+        objects.append(dict(label=label, bbox=box, center=(float(center[0]), float(center[1])),
+                            extent=extent, angle=angle))
         boxes.append(box)
     # Light noise over everything, so shapes are not perfectly flat.
     image += rng.normal(0, 3, image.shape)

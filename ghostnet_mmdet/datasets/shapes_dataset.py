@@ -21,7 +21,7 @@ class GhostShapesDataset(CocoDataset):
             it is not there (or was made with other parameters). Defaults to
             True.
         splits (dict): Images per split to generate, e.g.
-            ``dict(train=1200, val=200)``. Use the same value for every
+            ``dict(train=2400, val=200)``. Use the same value for every
             dataloader of a config. Defaults to that.
         image_size (int): Side of the square images. Defaults to 256.
         seed (int): Seed of the generator. Defaults to 0.

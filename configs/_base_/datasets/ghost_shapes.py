@@ -8,11 +8,11 @@ shapes_image_size = 256
 shapes_dataset = dict(
     type='GhostShapesDataset',
     data_root=shapes_data_root,
-    splits=dict(train=1200, val=200),
+    splits=dict(train=2400, val=200),
     image_size=shapes_image_size,
     seed=0,
     generate_if_missing=True)
-shapes_max_iters = 1400
+shapes_max_iters = 1500
 shapes_batch_size = 8
 
 shapes_train_pipeline = [
