@@ -3,7 +3,7 @@
     python tools/demo.py IMAGE_OR_FOLDER [...] CONFIG CHECKPOINT --out-dir outputs/
     python tools/demo.py data/shapes/val/000000.jpg \
         configs/ghostnet/retinanet_ghostnet-1.0x_fpn_shapes.py \
-        work_dirs/retinanet_ghostnet-1.0x_fpn_shapes/iter_1400.pth --out-dir demo/
+        work_dirs/retinanet_ghostnet-1.0x_fpn_shapes/iter_1500.pth --out-dir demo/
 
 Uses MMDetection's inference API and DetLocalVisualizer; one PNG per image
 in --out-dir, at the image's own size. For a whole split with ground truth,
