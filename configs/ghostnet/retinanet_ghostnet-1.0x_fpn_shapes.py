@@ -57,11 +57,4 @@ default_hooks = {{_base_.shapes_default_hooks}}
 log_processor = dict(by_epoch=False)
 randomness = dict(seed=0)
 auto_scale_lr = dict(enable=False, base_batch_size={{_base_.shapes_batch_size}})
-
-# From scratch: AdamW (it learned faster than SGD at lr 0.01 or 0.04 here;
-# lr 0.002 beat 0.001), linear warm-up, steps down late; gradient clipping
-# keeps early iterations from diverging (SGD without it went NaN near
-# iteration 260).
-optim_wrapper = dict(
-    optimizer=dict(_delete_=True, type='AdamW', lr=0.002, weight_decay=0.05),
-    clip_grad=dict(max_norm=10, norm_type=2))
+optim_wrapper = {{_base_.shapes_optim_wrapper}}

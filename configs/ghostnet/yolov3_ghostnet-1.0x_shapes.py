@@ -35,9 +35,4 @@ default_hooks = {{_base_.shapes_default_hooks}}
 log_processor = dict(by_epoch=False)
 randomness = dict(seed=0)
 auto_scale_lr = dict(enable=False, base_batch_size={{_base_.shapes_batch_size}})
-
-# From scratch: the RetinaNet shapes recipe's AdamW (SGD learnt far slower
-# from scratch on this data) with gradient clipping.
-optim_wrapper = dict(
-    optimizer=dict(_delete_=True, type='AdamW', lr=0.002, weight_decay=0.05),
-    clip_grad=dict(max_norm=10, norm_type=2))
+optim_wrapper = {{_base_.shapes_optim_wrapper}}

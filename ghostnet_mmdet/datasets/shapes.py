@@ -149,16 +149,22 @@ def _box_iou(box, boxes):
 _SUBPIXEL_SHIFT = 4  # sub-pixel precision for small shapes
 
 
+def _fill_shape(canvas: np.ndarray, center, extent: float, polygon: Optional[np.ndarray],
+                color, line_type: int) -> None:
+    """Fill a shape (a circle when ``polygon`` is None) into ``canvas``."""
+    scale = 2**_SUBPIXEL_SHIFT
+    if polygon is None:
+        cv2.circle(canvas, (int(round(center[0] * scale)), int(round(center[1] * scale))),
+                   int(round(extent / 2 * scale)), color, -1, line_type, _SUBPIXEL_SHIFT)
+    else:
+        cv2.fillPoly(canvas, [np.round(polygon * scale).astype(np.int32)], color, line_type,
+                     _SUBPIXEL_SHIFT)
+
+
 def _shape_mask(size: int, center, extent: float, polygon: Optional[np.ndarray]) -> np.ndarray:
     """Boolean mask of the pixels a shape covers."""
     mask = np.zeros((size, size), dtype=np.uint8)
-    scale = 2**_SUBPIXEL_SHIFT
-    if polygon is None:
-        cv2.circle(mask, (int(round(center[0] * scale)), int(round(center[1] * scale))),
-                   int(round(extent / 2 * scale)), 1, -1, cv2.LINE_8, _SUBPIXEL_SHIFT)
-    else:
-        cv2.fillPoly(mask, [np.round(polygon * scale).astype(np.int32)], 1, cv2.LINE_8,
-                     _SUBPIXEL_SHIFT)
+    _fill_shape(mask, center, extent, polygon, 1, cv2.LINE_8)
     return mask.astype(bool)
 
 
@@ -225,13 +231,7 @@ def draw_image(rng: np.random.RandomState, size: int = 256,
         if np.abs(color - local).sum() < 120:
             color = np.where(local > 127, rng.uniform(0, 70, 3), rng.uniform(185, 255, 3))
         color = tuple(float(c) for c in color)
-        scale = 2**_SUBPIXEL_SHIFT
-        if polygon is None:
-            cv2.circle(image, (int(round(center[0] * scale)), int(round(center[1] * scale))),
-                       int(round(extent / 2 * scale)), color, -1, cv2.LINE_AA, _SUBPIXEL_SHIFT)
-        else:
-            cv2.fillPoly(image, [np.round(polygon * scale).astype(np.int32)], color,
-                         cv2.LINE_AA, _SUBPIXEL_SHIFT)
+        _fill_shape(image, center, extent, polygon, color, cv2.LINE_AA)
         objects.append(dict(label=label, bbox=box, center=(float(center[0]), float(center[1])),
                             extent=extent, angle=angle))
         boxes.append(box)

@@ -145,7 +145,7 @@ class GhostNet(BaseModule):
         channels_last (bool): Run the network in channels-last (NHWC)
             memory layout; the outputs are the same numbers. Measured on a
             2-core CPU (oneDNN): a training step of RetinaNet-GhostNet at
-            256x256, batch 8, about 6% faster. Defaults to False.
+            256x256, batch 8, about 5% faster. Defaults to False.
         init_cfg (dict or list[dict], optional): Initialization config. With
             ``dict(type='Pretrained', checkpoint=PATH[, prefix=...])`` the
             checkpoint may be in this layout or in the official/timm layout,
