@@ -15,6 +15,8 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from mmengine.runner.checkpoint import CheckpointLoader
 
+from .safe_load import CheckpointError, CheckpointMismatchError
+
 _GROUPS = {
     'b': r'blocks\.\d+\.\d+',  # one Ghost bottleneck: stage and position
     'g': r'[12]',  # ghost1 or ghost2
@@ -103,15 +105,39 @@ def is_official_layout(state_dict: Dict[str, torch.Tensor]) -> bool:
     return 'conv_stem.weight' in state_dict
 
 
+def unwrap_state_dict(checkpoint, source: str = 'checkpoint') -> 'OrderedDict[str, torch.Tensor]':
+    """The tensors of a loaded checkpoint, out of whatever container.
+
+    Wrappers (``state_dict``, ``model``, ...) and a ``module.`` prefix from
+    DataParallel are removed. Raises ``CheckpointError`` when no state dict
+    of tensors is found.
+    """
+    for wrapper in _WRAPPERS:
+        if isinstance(checkpoint, dict) and isinstance(checkpoint.get(wrapper), dict):
+            checkpoint = checkpoint[wrapper]
+            break
+    if not isinstance(checkpoint, dict) or not checkpoint or not all(
+            isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        found = type(checkpoint).__name__
+        if isinstance(checkpoint, dict):
+            found += ' with keys ' + ', '.join(map(str, list(checkpoint)[:5]))
+        raise CheckpointError(f'{source} does not hold a state dict of tensors (found {found})')
+    state_dict = OrderedDict(checkpoint)
+    if all(k.startswith('module.') for k in state_dict):
+        state_dict = OrderedDict((k[len('module.'):], v) for k, v in state_dict.items())
+    return state_dict
+
+
 def read_state_dict(path: str, map_location: str = 'cpu',
                     prefix: Optional[str] = None) -> 'OrderedDict[str, torch.Tensor]':
     """Read the tensors of a checkpoint file, in whatever container.
 
     ``.safetensors`` files are read with safetensors; anything else with
     MMEngine's checkpoint loader (local paths, ``http(s)://`` and other
-    prefixes it knows). Wrappers (``state_dict``, ``model``, ...) and a
-    ``module.`` prefix from DataParallel are removed. With ``prefix`` (for
-    example ``'backbone.'``) only keys under it are kept, without it.
+    prefixes it knows), which this package makes load safely
+    (:mod:`ghostnet_mmdet.utils.safe_load`). See :func:`unwrap_state_dict`.
+    With ``prefix`` (for example ``'backbone.'``) only keys under it are
+    kept, without it.
     """
     if str(path).endswith('.safetensors'):
         if not osp.isfile(path):
@@ -122,24 +148,14 @@ def read_state_dict(path: str, map_location: str = 'cpu',
         if '://' not in str(path) and not osp.isfile(path):
             raise FileNotFoundError(f'checkpoint file not found: {path}')
         checkpoint = CheckpointLoader.load_checkpoint(path, map_location=map_location)
-    for wrapper in _WRAPPERS:
-        if isinstance(checkpoint, dict) and isinstance(checkpoint.get(wrapper), dict):
-            checkpoint = checkpoint[wrapper]
-            break
-    if not isinstance(checkpoint, dict) or not all(
-            isinstance(v, torch.Tensor) for v in checkpoint.values()):
-        raise ValueError(f'{path} does not hold a state dict of tensors '
-                         f'(found {type(checkpoint).__name__})')
-    state_dict = OrderedDict(checkpoint)
-    if state_dict and all(k.startswith('module.') for k in state_dict):
-        state_dict = OrderedDict((k[len('module.'):], v) for k, v in state_dict.items())
+    state_dict = unwrap_state_dict(checkpoint, str(path))
     if prefix:
         if not prefix.endswith('.'):
             prefix += '.'
         state_dict = OrderedDict((k[len(prefix):], v) for k, v in state_dict.items()
                                  if k.startswith(prefix))
         if not state_dict:
-            raise ValueError(f'{path} has no keys under prefix {prefix!r}')
+            raise CheckpointError(f'{path} has no keys under prefix {prefix!r}')
     return state_dict
 
 
@@ -190,7 +206,7 @@ def check_and_load_state_dict(model: torch.nn.Module,
         problems.append(f'shape mismatch ({len(mismatched)}): {_preview(mismatched, 5)}')
     if problems:
         widen = getattr(model, 'widen_factor', None)
-        raise ValueError(
+        raise CheckpointMismatchError(
             f'{source} does not match this GhostNet (widen_factor={widen}); '
             'refusing a partial load.\n  ' + '\n  '.join(problems))
     for key in tolerated:
@@ -214,5 +230,5 @@ def load_ghostnet_checkpoint(model: torch.nn.Module, path: str,
         try:
             state_dict = official_to_mmdet(state_dict)
         except KeyError as err:
-            raise ValueError(f'{path}: {err.args[0]}') from None
+            raise CheckpointMismatchError(f'{path}: {err.args[0]}') from None
     check_and_load_state_dict(model, state_dict, source=str(path))
