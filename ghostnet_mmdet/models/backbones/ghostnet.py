@@ -79,6 +79,12 @@ def _check_out_indices(out_indices) -> Tuple[int, ...]:
     return out_indices
 
 
+def width_name(widen_factor: float) -> str:
+    """A width as configs and papers write it: ``1.0x``, ``1.3x``, ``0.75x``."""
+    text = f'{widen_factor:g}'
+    return (text if '.' in text else f'{widen_factor:.1f}') + 'x'
+
+
 def ghostnet_channels(widen_factor: float = 1.0) -> List[int]:
     """Output channels of every GhostNet output index for a width.
 
@@ -229,6 +235,11 @@ class GhostNet(BaseModule):
         without building the model (for ``neck.in_channels``)."""
         channels = ghostnet_channels(widen_factor)
         return [channels[i] for i in _check_out_indices(out_indices)]
+
+    @staticmethod
+    def get_out_strides(out_indices: Sequence[int] = (4, 6, 8)) -> List[int]:
+        """Strides, relative to the input image, of the outputs ``out_indices``."""
+        return [OUTPUT_STRIDES[i] for i in _check_out_indices(out_indices)]
 
     def _norm_channels(self) -> List[int]:
         """Channel counts of every norm layer, for up-front config checks."""
