@@ -8,7 +8,7 @@ from mmengine.dist import get_dist_info
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
 
-from ..utils.dataset_check import check_coco_annotation_file, check_images_exist
+from ..utils.dataset_check import check_coco_dataset
 from .shapes import DEFAULT_SPLITS, SHAPE_CLASSES, generate_shapes_dataset
 
 
@@ -51,8 +51,8 @@ class GhostShapesDataset(CocoDataset):
         if self.generate_if_missing:
             generate_shapes_dataset(self.data_root, self.splits, self.image_size, self.seed,
                                     verbose=get_dist_info()[0] == 0)
-        # Clear errors before pycocotools sees the file.
-        check_coco_annotation_file(self.ann_file)
-        data_list = super().load_data_list()
-        check_images_exist([info['img_path'] for info in data_list], self.ann_file)
-        return data_list
+        # Clear errors before pycocotools sees the files.
+        filter_empty = bool((self.filter_cfg or {}).get('filter_empty_gt')) and not self.test_mode
+        check_coco_dataset(self.ann_file, self.data_prefix.get('img', ''),
+                           self.metainfo['classes'], filter_empty_gt=filter_empty)
+        return super().load_data_list()

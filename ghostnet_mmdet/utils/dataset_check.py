@@ -1,9 +1,11 @@
 """Fail fast, and clearly, when a config points at dataset files that are
 not there (COCO is 20 GB and never downloaded by this project)."""
+import math
 import os.path as osp
-from typing import Iterator, List
+from typing import Dict, Iterator, List, Optional, Sequence
 
 from mmengine.config import Config
+from mmengine.logging import print_log
 
 COCO_HINT = (
     'COCO 2017 is not downloaded by ghostnet_mmdet. Get train2017.zip, '
@@ -18,6 +20,10 @@ COCO_HINT = (
 
 class DatasetNotFoundError(FileNotFoundError):
     """A dataset file or folder named by the config does not exist."""
+
+
+class DatasetError(ValueError):
+    """Dataset files that exist but cannot be used as they are."""
 
 
 def _leaf_datasets(dataset_cfg) -> Iterator[dict]:
@@ -89,20 +95,20 @@ def check_coco_annotation_file(ann_file: str) -> dict:
         with open(ann_file) as f:
             content = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f'annotation file {ann_file} is not COCO JSON: it does not '
+        raise DatasetError(f'annotation file {ann_file} is not COCO JSON: it does not '
                          f'parse as JSON ({err})') from None
     if not isinstance(content, dict):
-        raise ValueError(f'annotation file {ann_file} is not COCO JSON: expected an '
+        raise DatasetError(f'annotation file {ann_file} is not COCO JSON: expected an '
                          f'object with images, annotations and categories, got '
                          f'a {type(content).__name__}')
     missing = [key for key in ('images', 'annotations', 'categories') if key not in content]
     if missing:
-        raise ValueError(f'annotation file {ann_file} is not COCO JSON: no '
+        raise DatasetError(f'annotation file {ann_file} is not COCO JSON: no '
                          f'{", ".join(repr(k) for k in missing)} (keys found: '
                          f'{sorted(content)[:10]})')
     for key in ('images', 'annotations', 'categories'):
         if not isinstance(content[key], list):
-            raise ValueError(f'annotation file {ann_file} is not COCO JSON: '
+            raise DatasetError(f'annotation file {ann_file} is not COCO JSON: '
                              f'{key!r} must be a list, got {type(content[key]).__name__}')
     return content
 
@@ -116,3 +122,144 @@ def check_images_exist(image_paths, ann_file: str, limit: int = 5) -> None:
         more = f'\n    ... and {len(missing) - limit} more' if len(missing) > limit else ''
         raise DatasetNotFoundError(
             f'{len(missing)} image(s) listed in {ann_file} are missing on disk:\n{shown}{more}')
+
+
+def _show(items, limit: int = 5) -> str:
+    items = list(items)
+    return ', '.join(map(str, items[:limit])) + (f', ... ({len(items) - limit} more)'
+                                                 if len(items) > limit else '')
+
+
+def _check_image_file(path: str, width, height) -> Optional[str]:
+    """Why the image at ``path`` cannot be used, or None. Reads the header
+    only: decoding every image up front would take longer than an epoch."""
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as image:
+            size = image.size
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        return f'{path}: not a readable image ({err.__class__.__name__}: {err})'
+    if (width, height) != size:
+        return (f'{path}: {size[0]}x{size[1]} on disk, but the annotation file says '
+                f'{width}x{height} (its boxes would not fit the picture)')
+    return None
+
+
+def check_coco_dataset(ann_file: str, image_dir: str, classes: Sequence[str],
+                       filter_empty_gt: bool = False, check_images: bool = True,
+                       logger: str = 'current') -> Dict[str, int]:
+    """Check a COCO-style detection dataset before training on it, the way
+    MMDetection's ``CocoDataset`` will read it.
+
+    Refused (:class:`DatasetError` / :class:`DatasetNotFoundError`, naming
+    the file): an annotation file that is missing, not JSON or not COCO;
+    ``classes`` that are not among its categories (MMDetection would
+    silently train on fewer classes with shifted labels); images listed but
+    missing on disk, unreadable, or of another size than listed; boxes that
+    are not four finite numbers. Grayscale, RGBA, palette and 16-bit images
+    are accepted: MMDetection's ``LoadImageFromFile`` reads them as 8-bit
+    BGR.
+
+    Counted and logged (MMDetection drops them without a word): images
+    without boxes (dropped from training when ``filter_empty_gt``), boxes of
+    zero size, boxes entirely outside their image, boxes of images the file
+    does not list; boxes that cross the border are kept and clipped by
+    ``Resize``.
+
+    Returns:
+        dict: The counts.
+    """
+    content = check_coco_annotation_file(ann_file)
+    categories = {c.get('name'): c.get('id') for c in content['categories']}
+    unknown = [c for c in classes if c not in categories]
+    if unknown:
+        raise DatasetError(
+            f'the config\'s classes {_show(unknown)} are not categories of {ann_file}, '
+            f'which has {len(categories)}: {_show(categories, 10)}. Set the dataset\'s '
+            'metainfo=dict(classes=(...)) to names from the file (a subset is fine)')
+    wanted = {categories[c] for c in classes}
+    images = {}
+    for image in content['images']:
+        if not isinstance(image, dict) or not {'id', 'file_name', 'width', 'height'} <= set(image):
+            raise DatasetError(f'{ann_file}: image entries need id, file_name, width and '
+                               f'height, but one is {str(image)[:120]}')
+        images[image['id']] = image
+    boxes_per_image = dict.fromkeys(images, 0)
+    counts = dict(images=len(images), boxes=0, other_classes=0, zero_size=0, outside=0,
+                  crossing_border=0, crowd=0, unknown_image=0)
+    for ann in content['annotations']:
+        bbox = ann.get('bbox') if isinstance(ann, dict) else None
+        if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4 and
+                all(isinstance(v, (int, float)) and math.isfinite(v) for v in bbox)):
+            raise DatasetError(f'{ann_file}: a box must be [x, y, width, height] of four '
+                               f'finite numbers, but annotation {ann.get("id") if isinstance(ann, dict) else ann!r} '
+                               f'has bbox={bbox!r}')
+        image = images.get(ann.get('image_id'))
+        if image is None:
+            counts['unknown_image'] += 1
+            continue
+        if ann.get('category_id') not in wanted:
+            counts['other_classes'] += 1
+            continue
+        if ann.get('iscrowd', False):
+            counts['crowd'] += 1
+        x, y, w, h = bbox
+        inside_w = min(x + w, image['width']) - max(x, 0)
+        inside_h = min(y + h, image['height']) - max(y, 0)
+        if w < 1 or h < 1 or ann.get('area', w * h) <= 0:
+            counts['zero_size'] += 1
+        elif inside_w <= 0 or inside_h <= 0:
+            counts['outside'] += 1
+        else:
+            if x < 0 or y < 0 or x + w > image['width'] or y + h > image['height']:
+                counts['crossing_border'] += 1
+            counts['boxes'] += 1
+            boxes_per_image[image['id']] += 1
+    counts['empty_images'] = sum(1 for n in boxes_per_image.values() if n == 0)
+
+    paths = [(osp.join(image_dir, im['file_name']), im['width'], im['height'])
+             for im in images.values()]
+    check_images_exist([p for p, _, _ in paths], ann_file)
+    if check_images:
+        problems = [p for p in (_check_image_file(*entry) for entry in paths) if p]
+        if problems:
+            raise DatasetError(f'{len(problems)} image(s) listed in {ann_file} cannot be used:\n'
+                               + '\n'.join(f'    {p}' for p in problems[:5]))
+    empty_fate = 'dropped from training by filter_empty_gt' if filter_empty_gt else 'kept'
+    print_log(
+        f'dataset {ann_file}: {counts["images"]} images, {counts["boxes"]} boxes of '
+        f'{len(classes)} classes; {counts["empty_images"]} images without boxes '
+        f'({empty_fate}); dropped as MMDetection does: {counts["zero_size"]} boxes of zero '
+        f'size, {counts["outside"]} outside their image, {counts["other_classes"]} of other '
+        f'categories, {counts["unknown_image"]} of images not in the file; '
+        f'{counts["crossing_border"]} boxes cross the border (clipped)',
+        logger=logger)
+    return counts
+
+
+def check_config_datasets(cfg: Config, splits=('train', 'val', 'test')) -> None:
+    """Run :func:`check_coco_dataset` on every COCO-style dataset that the
+    config's dataloaders for ``splits`` read (datasets that make their own
+    files on first use check themselves when they do)."""
+    from mmdet.datasets import CocoDataset
+    from mmdet.registry import DATASETS
+    checked = set()
+    for split in splits:
+        loader = cfg.get(f'{split}_dataloader')
+        if not loader:
+            continue
+        for dataset in _leaf_datasets(loader.get('dataset')):
+            cls = DATASETS.get(dataset.get('type', ''))
+            if dataset.get('generate_if_missing') or not (
+                    isinstance(cls, type) and issubclass(cls, CocoDataset)):
+                continue
+            root = dataset.get('data_root')
+            ann_file = _join(root, dataset.get('ann_file'))
+            image_dir = _join(root, (dataset.get('data_prefix') or {}).get('img', ''))
+            if (ann_file, image_dir) in checked or '://' in str(ann_file):
+                continue
+            checked.add((ann_file, image_dir))
+            classes = (dataset.get('metainfo') or {}).get('classes') or cls.METAINFO['classes']
+            filter_empty = bool((dataset.get('filter_cfg') or {}).get('filter_empty_gt')) and \
+                not dataset.get('test_mode', False)
+            check_coco_dataset(ann_file, image_dir, classes, filter_empty_gt=filter_empty)
