@@ -14,6 +14,18 @@ import os
 import os.path as osp
 import sys
 
+import mmcv
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.utils import ProgressBar
+
+from mmdet.apis import inference_detector, init_detector
+from mmdet.registry import MODELS, VISUALIZERS
+import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
+from ghostnet_mmdet.apis import check_detector_checkpoint
+from ghostnet_mmdet.apis.cli import add_trust_argument, reports_user_errors
+from ghostnet_mmdet.utils.safe_load import trust_checkpoint
+
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 
@@ -26,6 +38,7 @@ def parse_args(argv=None):
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='draw detections scoring at least this (default 0.3)')
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda:0'")
+    add_trust_argument(parser, 'the checkpoint')
     return parser.parse_args(argv)
 
 
@@ -44,6 +57,7 @@ def collect_images(inputs):
     return images
 
 
+@reports_user_errors
 def main(argv=None):
     args = parse_args(argv)
     if not 0 <= args.score_thr <= 1:
@@ -57,17 +71,17 @@ def main(argv=None):
     except FileNotFoundError as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
-
-    import mmcv
-    from mmdet.apis import inference_detector, init_detector
-    from mmdet.registry import VISUALIZERS
-    import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
-
-    model = init_detector(args.config, args.checkpoint, device=args.device)
+    if args.trust_checkpoint:
+        trust_checkpoint(args.checkpoint)
+    cfg = Config.fromfile(args.config)
+    cfg.model.backbone.init_cfg = None  # the checkpoint has every weight
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    # Refuse a checkpoint that does not fit before drawing random boxes.
+    check_detector_checkpoint(MODELS.build(cfg.model), args.checkpoint)
+    model = init_detector(cfg, args.checkpoint, device=args.device)
     visualizer = VISUALIZERS.build(model.cfg.visualizer)
     visualizer.dataset_meta = model.dataset_meta
     os.makedirs(args.out_dir, exist_ok=True)
-    from mmengine.utils import ProgressBar
     progress = ProgressBar(len(images))
     written = []
     for path in images:

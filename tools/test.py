@@ -2,7 +2,11 @@
 GhostNet plugin.
 
 Same flags as MMDetection's (--work-dir, --out, --show, --show-dir,
---wait-time, --cfg-options, --launcher, --tta).
+--wait-time, --cfg-options, --launcher, --tta). The checkpoint must fit the
+detector exactly: a wrong file (ImageNet backbone weights, another width or
+number of classes) is refused with what it looks like, instead of being
+evaluated to mAP 0.000. Multi-process testing on CPU-only machines runs with
+gloo (tools/dist_test.sh CONFIG CHECKPOINT NPROC).
 
     python tools/test.py CONFIG CHECKPOINT
     python tools/test.py CONFIG CHECKPOINT --show-dir vis   # painted images
@@ -18,8 +22,15 @@ from mmengine import ConfigDict
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+import torch
+
 import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
-from ghostnet_mmdet.utils.dataset_check import DatasetNotFoundError, check_dataset_files
+from ghostnet_mmdet.apis import check_detector_checkpoint
+from ghostnet_mmdet.apis.cli import add_trust_argument, reports_user_errors
+from ghostnet_mmdet.apis.config_check import check_detector_config
+from ghostnet_mmdet.apis.distributed import prepare_cpu_distributed
+from ghostnet_mmdet.utils.dataset_check import check_config_datasets, check_dataset_files
+from ghostnet_mmdet.utils.safe_load import trust_checkpoint
 
 
 def parse_args(argv=None):
@@ -43,6 +54,7 @@ def parse_args(argv=None):
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--tta', action='store_true')
+    add_trust_argument(parser, 'the checkpoint')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -72,6 +84,7 @@ def add_tta(cfg):
     cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
 
 
+@reports_user_errors
 def main(argv=None):
     args = parse_args(argv)
     from mmdet.engine.hooks.utils import trigger_visualization_hook
@@ -95,21 +108,28 @@ def main(argv=None):
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
-    try:
-        check_dataset_files(cfg, ['test'])
-    except DatasetNotFoundError as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
+    check_detector_config(cfg)
+    check_dataset_files(cfg, ['test'])
+    if args.trust_checkpoint:
+        trust_checkpoint(args.checkpoint)
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.tta:
         add_tta(cfg)
 
+    started_group = prepare_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    detector = runner.model
+    while hasattr(detector, 'module'):  # DDP and the TTA wrapper hold the detector
+        detector = detector.module
+    check_detector_checkpoint(detector, args.checkpoint)
+    check_config_datasets(cfg, ['test'])
     if args.out is not None:
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
     runner.test()
+    if started_group:
+        torch.distributed.destroy_process_group()
     return 0
 
 

@@ -23,12 +23,14 @@ import sys
 
 import torch
 
+from ghostnet_mmdet.apis.cli import add_trust_argument
 from ghostnet_mmdet.models import GhostNet
 from ghostnet_mmdet.utils.checkpoint_conversion import (check_and_load_state_dict,
                                                         is_official_layout,
                                                         mmdet_to_official,
                                                         official_to_mmdet,
                                                         read_state_dict)
+from ghostnet_mmdet.utils.safe_load import trust_checkpoint
 
 
 def parse_args(argv=None):
@@ -42,6 +44,7 @@ def parse_args(argv=None):
     parser.add_argument('--prefix', default=None,
                         help="take only keys under this prefix, e.g. 'backbone.' "
                         'for a detector checkpoint')
+    add_trust_argument(parser, 'SRC')
     return parser.parse_args(argv)
 
 
@@ -69,6 +72,8 @@ def convert(src, dst, reverse=False, widen_factor=1.0, prefix=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.trust_checkpoint:
+        trust_checkpoint(args.src)
     try:
         count = convert(args.src, args.dst, args.reverse, args.widen_factor, args.prefix)
     except (FileNotFoundError, KeyError, ValueError) as err:
