@@ -3,6 +3,8 @@ import torch
 
 import ghostnet_mmdet  # noqa: F401  (registers GhostNet)
 
+from .detection_utils import REPO, run_tool, write_tiny_config
+
 
 @pytest.fixture(autouse=True)
 def _deterministic():
@@ -19,3 +21,14 @@ def randomize_norm_stats(model: torch.nn.Module) -> None:
             module.running_var.uniform_(0.5, 2.0)
             module.weight.data.uniform_(0.5, 1.5)
             module.bias.data.uniform_(-0.2, 0.2)
+
+
+@pytest.fixture(scope='session')
+def trained(tmp_path_factory):
+    """The main job in miniature, trained once for the whole session with
+    tools/train.py: (folder, config, data_root, work_dir, log)."""
+    folder = tmp_path_factory.mktemp('e2e')
+    config, data_root = write_tiny_config(folder)
+    work_dir = folder / 'work'
+    result = run_tool(REPO / 'tools' / 'train.py', config, '--work-dir', work_dir, cwd=folder)
+    return folder, config, data_root, work_dir, result.stdout + result.stderr

@@ -1,10 +1,69 @@
-"""Small real inputs for detector tests: synthetic batches, and configs
-pointed at a tiny GhostShapes set on disk."""
+"""Small real inputs for detector tests: synthetic batches, configs pointed
+at a tiny GhostShapes set on disk, and the project's tools run as a user
+runs them."""
+import glob
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import torch
 from mmengine.structures import InstanceData
 
 from mmdet.structures import DetDataSample
 from ghostnet_mmdet.datasets import SHAPE_CLASSES
+
+REPO = Path(__file__).resolve().parents[1]
+SHAPES_CONFIG = REPO / 'configs' / 'ghostnet' / 'retinanet_ghostnet-1.0x_fpn_shapes.py'
+METRIC_KEYS = ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_75', 'coco/bbox_mAP_s',
+               'coco/bbox_mAP_m', 'coco/bbox_mAP_l')
+
+
+def run_tool(*args, cwd, expect_success=True, env=None, timeout=600):
+    """Run a script of tools/ (or any Python file) in a fresh interpreter."""
+    result = subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True,
+                            cwd=cwd, timeout=timeout,
+                            env={**os.environ, 'PYTHONUNBUFFERED': '1', **(env or {})})
+    if expect_success:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def write_tiny_config(folder, name='tiny_shapes.py', extra=''):
+    """A user's config on top of the shapes config: tiny data, 6 iterations."""
+    data_root = f'{folder}/shapes/'
+    config = Path(folder) / name
+    config.write_text(f"""
+_base_ = '{SHAPES_CONFIG}'
+data_root = '{data_root}'
+shapes = dict(splits=dict(train=12, val=6), image_size=256, seed=3, generate_if_missing=True)
+train_dataloader = dict(batch_size=4, dataset=dict(data_root=data_root, **shapes))
+val_dataloader = dict(batch_size=3, dataset=dict(data_root=data_root, **shapes))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
+test_evaluator = val_evaluator
+train_cfg = dict(max_iters=6, val_interval=6)
+param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=3)]
+default_hooks = dict(checkpoint=dict(interval=6), logger=dict(interval=2))
+# An untrained model scores low; keep its boxes so that every metric exists.
+model = dict(test_cfg=dict(score_thr=0.0))
+""" + extra)
+    return config, Path(data_root)
+
+
+def read_metrics(work_dir):
+    """The metrics MMEngine wrote for the last evaluation in work_dir."""
+    files = sorted(glob.glob(f'{work_dir}/*/vis_data/scalars.json')) + \
+        sorted(glob.glob(f'{work_dir}/*/*.json'))
+    assert files, f'no metrics written under {work_dir}'
+    metrics = {}
+    for path in files:
+        for line in Path(path).read_text().splitlines():
+            record = json.loads(line)
+            if any(k in record for k in METRIC_KEYS):
+                metrics = record
+    return metrics
 
 
 def synthetic_batch(num_images=2, size=(96, 128), num_boxes=3, num_classes=80, seed=0):
@@ -86,3 +145,16 @@ def point_config_at_tiny_coco(cfg, data_root, work_dir, max_epochs=1, classes=SH
     cfg.default_hooks.checkpoint.interval = 1
     cfg.log_level = 'WARNING'
     return cfg
+
+
+def run_tool_in_process(script, *args, capsys):
+    """Run a tool's ``main(argv)`` in this interpreter (seconds faster than
+    a fresh one, for error paths): returns (exit status, stdout, stderr)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f'tool_{Path(script).stem}', script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    capsys.readouterr()
+    status = module.main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
