@@ -15,7 +15,7 @@ from mmdet.structures import DetDataSample
 from ghostnet_mmdet.datasets import SHAPE_CLASSES
 
 REPO = Path(__file__).resolve().parents[1]
-SHAPES_CONFIG = REPO / 'configs' / 'ghostnet' / 'retinanet_ghostnet-1.0x_fpn_shapes.py'
+SHAPES_CONFIG = REPO / 'configs' / 'ghostnet' / 'retinanet_ghostnet-1.0x_fpn_1xb8-1.5k_shapes.py'
 METRIC_KEYS = ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_75', 'coco/bbox_mAP_s',
                'coco/bbox_mAP_m', 'coco/bbox_mAP_l')
 

@@ -2,9 +2,9 @@
 decoding and NMS), batch 1, measured in one run with interleaved rounds.
 
     python tools/analysis_tools/benchmark_detectors.py \
-        configs/ghostnet/retinanet_ghostnet-1.0x_fpn_shapes.py \
-        configs/baselines/retinanet_r18_fpn_shapes.py \
-        configs/baselines/retinanet_mobilenetv2_fpn_shapes.py --size 256 --threads 2
+        configs/ghostnet/retinanet_ghostnet-1.0x_fpn_1xb8-1.5k_shapes.py \
+        configs/baselines/retinanet_r18_fpn_1xb8-1.5k_shapes.py \
+        configs/baselines/retinanet_mobilenetv2_fpn_1xb8-1.5k_shapes.py --size 256 --threads 2
 
 Weights do not change the cost of the network; they are random here unless
 --checkpoints are given (one per config, in order), which also makes the NMS

@@ -3,7 +3,7 @@
 # with the COCO metric, and writes a checkpoint. The dataset (2400 train and
 # 200 val images, 256x256) is drawn into data/shapes/ on first use.
 #
-#   python tools/train.py configs/ghostnet/retinanet_ghostnet-1.0x_fpn_shapes.py
+#   python tools/train.py configs/ghostnet/retinanet_ghostnet-1.0x_fpn_1xb8-1.5k_shapes.py
 #
 # Inherits the COCO config and changes data, classes, image size and
 # schedule (../_base_/datasets/ghost_shapes.py), plus what a 2-core CPU needs

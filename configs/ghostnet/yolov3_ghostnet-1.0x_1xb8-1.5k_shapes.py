@@ -2,7 +2,7 @@
 # dataset, sized for 2 CPU cores. Inherits the COCO config and changes data,
 # classes, image size, anchors and schedule (../_base_/datasets/ghost_shapes.py).
 #
-#   python tools/train.py configs/ghostnet/yolov3_ghostnet-1.0x_shapes.py
+#   python tools/train.py configs/ghostnet/yolov3_ghostnet-1.0x_1xb8-1.5k_shapes.py
 _base_ = ['./yolov3_ghostnet-1.0x_8xb24-ms-416-300e_coco.py', '../_base_/datasets/ghost_shapes.py']
 
 model = dict(

@@ -1,7 +1,7 @@
 # Baseline for the GhostShapes comparison: the same RetinaNet, data and
-# schedule as ../ghostnet/retinanet_ghostnet-1.0x_fpn_shapes.py, with
+# schedule as ../ghostnet/retinanet_ghostnet-1.0x_fpn_1xb8-1.5k_shapes.py, with
 # MMDetection's MobileNetV2 1.0x (from scratch) tapped at strides 8, 16, 32.
-_base_ = '../ghostnet/retinanet_ghostnet-1.0x_fpn_shapes.py'
+_base_ = '../ghostnet/retinanet_ghostnet-1.0x_fpn_1xb8-1.5k_shapes.py'
 
 model = dict(
     backbone=dict(
