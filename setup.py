@@ -19,7 +19,8 @@ def read_version():
 setup(
     name='ghostnet_mmdet',
     version=read_version(),
-    description='GhostNet (CVPR 2020) as an MMDetection 3.x backbone',
+    description='GhostNet, GhostNetV2 and GhostNetV3 as MMDetection 3.x backbones',
+    license='Apache-2.0',
     long_description=open(osp.join(osp.dirname(__file__), 'README.md')).read()
     if osp.exists(osp.join(osp.dirname(__file__), 'README.md')) else '',
     long_description_content_type='text/markdown',

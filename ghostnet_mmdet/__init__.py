@@ -1,13 +1,15 @@
-"""GhostNet (CVPR 2020) as an MMDetection 3.x backbone.
+"""GhostNet (CVPR 2020), GhostNetV2 and GhostNetV3 as MMDetection 3.x
+backbones.
 
 Importing this package (``custom_imports=dict(imports=['ghostnet_mmdet'])``)
-registers ``GhostNet`` in MMDetection's ``MODELS`` registry and
-``GhostShapesDataset`` in its ``DATASETS`` registry, and applies the
-run-time fixes in :mod:`ghostnet_mmdet.compat`.
+registers ``GhostNet``, ``GhostNetV2`` and ``GhostNetV3`` in MMDetection's
+``MODELS`` registry and ``GhostShapesDataset`` in its ``DATASETS`` registry,
+and applies the run-time fixes in :mod:`ghostnet_mmdet.compat`.
 """
 from . import compat  # noqa: F401  (applied on import)
 from .datasets import GhostShapesDataset
-from .models import GhostNet, ghostnet_channels
+from .models import GhostNet, GhostNetV2, GhostNetV3, ghostnet_channels
 from .version import __version__
 
-__all__ = ['GhostNet', 'GhostShapesDataset', 'ghostnet_channels', '__version__']
+__all__ = ['GhostNet', 'GhostNetV2', 'GhostNetV3', 'GhostShapesDataset', 'ghostnet_channels',
+           '__version__']

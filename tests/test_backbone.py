@@ -10,7 +10,7 @@ from ghostnet_mmdet.models import GhostNet, ghostnet_channels
 
 from .conftest import randomize_norm_stats
 
-# The table of shared/REFERENCE.md (measured with timm's network).
+# Measured on timm's network (test_checkpoint_conversion compares the two).
 EXPECTED_CHANNELS = {
     0.5: {2: 12, 4: 20, 6: 56, 8: 80, 9: 480},
     1.0: {2: 24, 4: 40, 6: 112, 8: 160, 9: 960},
@@ -36,6 +36,7 @@ def test_default_taps_are_strides_8_16_32(widen_factor):
 @pytest.mark.parametrize('out_indices', [(2, 4, 6, 8), (9, ), (0, 3, 5, 7, 9)])
 def test_out_indices_channels_and_strides(widen_factor, out_indices):
     model = GhostNet(widen_factor=widen_factor, out_indices=out_indices).eval()
+    assert GhostNet.get_out_strides(out_indices) == [STRIDES[i] for i in out_indices]
     with torch.no_grad():
         outs = model(torch.randn(1, 3, 64, 64))
     assert len(outs) == len(out_indices)
@@ -227,12 +228,22 @@ def test_ghost_module_relu_only_in_first_ghost_module():
     assert not block.ghost2.cheap_operation.with_activation
 
 
-def test_default_init_and_init_weights_runs():
+def test_default_init_is_kaiming_for_convs_and_ones_for_norms():
     model = GhostNet()
+    # Overwrite what PyTorch's own initialisation left, so that only
+    # init_weights can restore it.
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.weight.data.zero_()
+        elif isinstance(module, _BatchNorm):
+            module.weight.data.fill_(0.5)
     model.init_weights()
     assert model.is_init
-    bn = model.stem.bn
-    assert torch.all(bn.weight == 1)
+    conv = model.blocks[6][3].ghost1.primary_conv.conv  # 1x1, 112 -> 240 channels
+    fan_out = conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
+    expected_std = (2.0 / fan_out) ** 0.5  # Kaiming normal, fan_out, ReLU
+    assert abs(conv.weight.std().item() / expected_std - 1) < 0.1
+    assert all(torch.all(m.weight == 1) for m in model.modules() if isinstance(m, _BatchNorm))
 
 
 @pytest.mark.parametrize('kwargs, error, message', [

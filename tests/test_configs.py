@@ -83,14 +83,21 @@ def test_configs_were_found():
     assert {'retinanet_ghostnet-1.1x_fpn_1x_coco.py', 'retinanet_ghostnet-1.0x_fpn_1x_coco.py',
             'faster-rcnn_ghostnet-1.1x_fpn_1x_coco.py', 'yolox_ghostnet-1.0x_8xb8-300e_coco.py',
             'yolov3_ghostnet-1.0x_8xb24-ms-416-300e_coco.py'} <= names
+    for version in ('v2', 'v3'):
+        assert {f'retinanet_ghostnet{version}-1.0x_fpn_1x_coco.py',
+                f'yolov3_ghostnet{version}-1.0x_8xb24-ms-416-300e_coco.py',
+                f'yolov3_ghostnet{version}-1.0x_8xb24-320-300e_coco.py',
+                f'retinanet_ghostnet{version}-1.0x_fpn_1xb8-1.5k_shapes.py',
+                f'yolov3_ghostnet{version}-1.0x_1xb8-1.5k_shapes.py'} <= names
 
 
 @pytest.mark.parametrize('config', CONFIGS, ids=lambda p: p.name)
 def test_config_builds_trains_one_step_and_predicts(config):
     cfg = Config.fromfile(str(config))
     assert cfg.custom_imports.imports == ['ghostnet_mmdet']
-    assert cfg.model.backbone.type == 'GhostNet'
+    assert cfg.model.backbone.type in ('GhostNet', 'GhostNetV2', 'GhostNetV3')
     model = build_detector(cfg)
+    assert type(model.backbone).__name__ == cfg.model.backbone.type
     backbone = model.backbone
     assert isinstance(backbone, GhostNet)
     # The neck is wired to the backbone's real output channels.

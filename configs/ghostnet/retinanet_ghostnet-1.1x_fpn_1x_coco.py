@@ -10,12 +10,9 @@ custom_imports = dict(imports=['ghostnet_mmdet'], allow_failed_imports=False)
 # here, or set model.backbone.init_cfg=None to train from scratch.
 pretrained = 'checkpoints/ghostnet-1.1x_imagenet_mmdet.pth'
 
+# The base's data_preprocessor already normalises RGB input with the ImageNet
+# mean and std that the GhostNet weights were trained with.
 model = dict(
-    # ImageNet normalization of the GhostNet weights (RGB input).
-    data_preprocessor=dict(
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True),
     backbone=dict(
         _delete_=True,
         type='GhostNet',

@@ -1,5 +1,7 @@
 from .checkpoint_check import (Comparison, check_detector_checkpoint, describe_checkpoint,
-                               find_resumable_checkpoint, identify_ghostnet, read_checkpoint)
+                               arch_name, find_resumable_checkpoint, identify_ghostnet,
+                               identify_ghostnet_arch, read_checkpoint)
 
 __all__ = ['Comparison', 'check_detector_checkpoint', 'describe_checkpoint',
-           'find_resumable_checkpoint', 'identify_ghostnet', 'read_checkpoint']
+           'arch_name', 'find_resumable_checkpoint', 'identify_ghostnet',
+           'identify_ghostnet_arch', 'read_checkpoint']

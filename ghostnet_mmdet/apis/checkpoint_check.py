@@ -21,7 +21,7 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from ..models import GhostNet
+from ..models import GhostNet, GhostNetV2, GhostNetV3
 from ..models.backbones.ghostnet import width_name
 from ..utils.checkpoint_conversion import (is_official_layout, official_to_mmdet,
                                            unwrap_state_dict)
@@ -40,9 +40,10 @@ def read_checkpoint(filename: str) -> Tuple['OrderedDict[str, torch.Tensor]', di
     return state_dict, meta if isinstance(meta, dict) else {}
 
 
-def identify_ghostnet(state_dict: Dict[str, torch.Tensor]) -> Optional[str]:
-    """``'a GhostNet-1.3x'`` when ``state_dict`` (official/timm layout or
-    ours, backbone keys only) is a GhostNet of a known width, else None."""
+def identify_ghostnet_arch(state_dict: Dict[str, torch.Tensor]):
+    """``(class, widen_factor, deploy)`` of the GhostNet-family network whose
+    weights ``state_dict`` holds (official/timm layout or ours, backbone keys
+    only), trying the known widths; None when it is none of them."""
     if is_official_layout(state_dict):
         try:
             state_dict = official_to_mmdet(state_dict)
@@ -50,11 +51,29 @@ def identify_ghostnet(state_dict: Dict[str, torch.Tensor]) -> Optional[str]:
             return None
     if 'stem.conv.weight' not in state_dict:
         return None
-    for width in KNOWN_WIDTHS:
-        reference = GhostNet(widen_factor=width, out_indices=(9, ), init_cfg=None).state_dict()
-        if all(k in reference and reference[k].shape == v.shape for k, v in state_dict.items()):
-            return f'a GhostNet-{width_name(width)}'
+    deploy = 'stem.bn.weight' not in state_dict
+    for cls in (GhostNet, GhostNetV2, GhostNetV3):
+        for width in KNOWN_WIDTHS:
+            reference = cls(widen_factor=width, out_indices=(9, ), deploy=deploy,
+                            init_cfg=None).state_dict()
+            if all(k in reference and reference[k].shape == v.shape
+                   for k, v in state_dict.items()):
+                return cls, width, deploy
     return None
+
+
+def arch_name(cls, widen_factor: float, deploy: bool = False) -> str:
+    name = f'{cls.__name__}-{width_name(widen_factor)}'
+    return f'{name} in deploy form' if deploy else name
+
+
+def identify_ghostnet(state_dict: Dict[str, torch.Tensor]) -> Optional[str]:
+    """``'a GhostNetV2-1.3x'`` when ``state_dict`` is a GhostNet-family
+    network of a known width (see :func:`identify_ghostnet_arch`), else
+    None. Deploy forms of V2 and V3 are the same network; they are named
+    as V2."""
+    found = identify_ghostnet_arch(state_dict)
+    return f'a {arch_name(*found)}' if found else None
 
 
 def _module_of(key: str) -> str:
@@ -126,9 +145,10 @@ def _show_classes(classes, limit: int = 4) -> str:
 
 def _backbone_name(model) -> str:
     backbone = getattr(model, 'backbone', None)
-    name = type(backbone).__name__ if backbone is not None else 'backbone'
     width = getattr(backbone, 'widen_factor', None)
-    return f'{name}-{width_name(width)}' if width is not None else name
+    if width is None:
+        return type(backbone).__name__ if backbone is not None else 'backbone'
+    return arch_name(type(backbone), width, getattr(backbone, 'deploy', False))
 
 
 def describe_checkpoint(state_dict: Dict[str, torch.Tensor], meta: dict, model,

@@ -1,7 +1,7 @@
-from .backbones import GhostNet, ghostnet_channels
-from .layers import GhostBottleneck, GhostModule, SqueezeExcite, make_divisible
+from .backbones import GhostNet, GhostNetV2, GhostNetV3, ghostnet_channels, ghostnet_plan
+from .layers import DFCAttention, GhostBottleneck, GhostModule, RepConvModule, SqueezeExcite
 
 __all__ = [
-    'GhostNet', 'ghostnet_channels', 'GhostBottleneck', 'GhostModule',
-    'SqueezeExcite', 'make_divisible'
+    'GhostNet', 'GhostNetV2', 'GhostNetV3', 'ghostnet_channels', 'ghostnet_plan',
+    'DFCAttention', 'GhostBottleneck', 'GhostModule', 'RepConvModule', 'SqueezeExcite'
 ]

@@ -1,11 +1,15 @@
-"""Convert GhostNet weights between the official/timm layout and ours, and
-load them strictly.
+"""Convert GhostNet, GhostNetV2 and GhostNetV3 weights between the
+official/timm layout and ours, and load them strictly.
 
-The official Huawei code and timm's ``ghostnet_100`` share one state-dict
-layout (``conv_stem``, ``bn1``, ``blocks.{i}.{j}.ghost1.primary_conv.0``,
-...). Ours differs only where mmcv's ConvModule names its layers ``conv`` and
-``bn``. The mapping is a table of rules used in both directions, so a round
-trip is exact.
+The official Huawei code and timm share one state-dict layout (``conv_stem``,
+``bn1``, ``blocks.{i}.{j}.ghost1.primary_conv.0``, V2's ``ghost1.short_conv.
+{0-5}``, V3's ``primary_rpr_conv.{k}.conv/bn1``, ``cheap_rpr_scale``,
+``dw_rpr_conv`` ...), except that the official V3 code names the norm of its
+conv + norm branches ``bn`` where timm has ``bn1``. Ours differs where
+mmcv's ConvModule names its layers ``conv`` and ``bn`` and where V3's
+branches live in a :class:`~ghostnet_mmdet.models.layers.RepConvModule`
+(``branches.{k}``, ``scale``, ``identity``). The mapping is a table of
+rules used in both directions, so a round trip is exact (to timm's names).
 """
 import os.path as osp
 import re
@@ -21,6 +25,7 @@ _GROUPS = {
     'b': r'blocks\.\d+\.\d+',  # one Ghost bottleneck: stage and position
     'g': r'[12]',  # ghost1 or ghost2
     'op': r'primary_conv|cheap_operation',
+    'k': r'\d+',  # a V3 branch
     'w': r'weight',
     'wb': r'weight|bias',
     'n': r'weight|bias|running_mean|running_var|num_batches_tracked',
@@ -32,10 +37,30 @@ _GROUPS = {
 _RULES = (
     ('conv_stem.{w}', 'stem.conv.{w}'),
     ('bn1.{n}', 'stem.bn.{n}'),
-    ('{b}.ghost{g}.{op}.0.{w}', '{b}.ghost{g}.{op}.conv.{w}'),
+    # (V3's deploy form: the same convolutions with biases, no norms.)
+    ('{b}.ghost{g}.{op}.0.{wb}', '{b}.ghost{g}.{op}.conv.{wb}'),
     ('{b}.ghost{g}.{op}.1.{n}', '{b}.ghost{g}.{op}.bn.{n}'),
-    ('{b}.conv_dw.{w}', '{b}.conv_dw.conv.{w}'),
+    ('{b}.conv_dw.{wb}', '{b}.conv_dw.conv.{wb}'),
     ('{b}.bn_dw.{n}', '{b}.conv_dw.bn.{n}'),
+    # GhostNetV2 and V3: DFC attention.
+    ('{b}.ghost1.short_conv.0.{w}', '{b}.ghost1.short_conv.0.conv.{w}'),
+    ('{b}.ghost1.short_conv.1.{n}', '{b}.ghost1.short_conv.0.bn.{n}'),
+    ('{b}.ghost1.short_conv.2.{w}', '{b}.ghost1.short_conv.1.conv.{w}'),
+    ('{b}.ghost1.short_conv.3.{n}', '{b}.ghost1.short_conv.1.bn.{n}'),
+    ('{b}.ghost1.short_conv.4.{w}', '{b}.ghost1.short_conv.2.conv.{w}'),
+    ('{b}.ghost1.short_conv.5.{n}', '{b}.ghost1.short_conv.2.bn.{n}'),
+    # GhostNetV3's re-parameterisable branches (timm's names).
+    ('{b}.ghost{g}.primary_rpr_conv.{k}.conv.{w}', '{b}.ghost{g}.primary_conv.branches.{k}.conv.{w}'),
+    ('{b}.ghost{g}.primary_rpr_conv.{k}.bn1.{n}', '{b}.ghost{g}.primary_conv.branches.{k}.bn.{n}'),
+    ('{b}.ghost{g}.cheap_rpr_conv.{k}.conv.{w}', '{b}.ghost{g}.cheap_operation.branches.{k}.conv.{w}'),
+    ('{b}.ghost{g}.cheap_rpr_conv.{k}.bn1.{n}', '{b}.ghost{g}.cheap_operation.branches.{k}.bn.{n}'),
+    ('{b}.ghost{g}.cheap_rpr_scale.conv.{w}', '{b}.ghost{g}.cheap_operation.scale.conv.{w}'),
+    ('{b}.ghost{g}.cheap_rpr_scale.bn1.{n}', '{b}.ghost{g}.cheap_operation.scale.bn.{n}'),
+    ('{b}.ghost{g}.cheap_rpr_skip.{n}', '{b}.ghost{g}.cheap_operation.identity.{n}'),
+    ('{b}.dw_rpr_conv.{k}.conv.{w}', '{b}.conv_dw.branches.{k}.conv.{w}'),
+    ('{b}.dw_rpr_conv.{k}.bn1.{n}', '{b}.conv_dw.branches.{k}.bn.{n}'),
+    ('{b}.dw_rpr_scale.conv.{w}', '{b}.conv_dw.scale.conv.{w}'),
+    ('{b}.dw_rpr_scale.bn1.{n}', '{b}.conv_dw.scale.bn.{n}'),
     ('{b}.se.{se}.{wb}', '{b}.se.{se}.conv.{wb}'),
     ('{b}.shortcut.0.{w}', '{b}.shortcut.0.conv.{w}'),
     ('{b}.shortcut.1.{n}', '{b}.shortcut.0.bn.{n}'),
@@ -83,14 +108,25 @@ def _convert(state_dict: Dict[str, torch.Tensor], rules, what: str,
     return converted
 
 
-def official_to_mmdet(state_dict: Dict[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
-    """Map an official/timm GhostNet state dict onto our key names.
+# The official V3 code's name for the norm in a conv + norm branch (timm: bn1),
+# and the operation counters that its FLOPs tool leaves in checkpoints.
+_OFFICIAL_V3_NORM = re.compile(r'\.(ghost[12]\.\w+_rpr_\w+(?:\.\d+)?|dw_rpr_\w+(?:\.\d+)?)\.bn\.')
+_COUNTERS = re.compile(r'(^|\.)total_(ops|params)$')
 
-    The ImageNet head (``conv_head``, ``classifier``) is dropped. Any other
-    key that is not GhostNet's raises ``KeyError`` listing it.
+
+def official_to_mmdet(state_dict: Dict[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
+    """Map an official/timm GhostNet (V1, V2 or V3) state dict onto our key
+    names.
+
+    The ImageNet head (``conv_head``, ``classifier``) is dropped, and so are
+    the official V3 code's ``total_ops``/``total_params`` counters; its
+    ``...bn.`` branch norms are read as timm's ``...bn1.``. Any other key that
+    is not GhostNet's raises ``KeyError`` listing it.
     """
-    return _convert(state_dict, _OFFICIAL_TO_OURS, 'official/timm',
-                    drop_classifier=True)
+    normalised = OrderedDict(
+        (_OFFICIAL_V3_NORM.sub(r'.\1.bn1.', key), value) for key, value in state_dict.items()
+        if not _COUNTERS.search(key))
+    return _convert(normalised, _OFFICIAL_TO_OURS, 'official/timm', drop_classifier=True)
 
 
 def mmdet_to_official(state_dict: Dict[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':

@@ -11,6 +11,8 @@ Two counts, because they differ and papers use the first:
     python tools/analysis_tools/get_flops.py configs/retinanet_ghostnet.py --shape 800 1333
     # the backbone at several widths, at 224x224 with the ImageNet head (paper setting)
     python tools/analysis_tools/get_flops.py --backbone 0.5 1.0 1.1 1.3
+    # GhostNetV2 / V3 (V3 in its training and its deploy form)
+    python tools/analysis_tools/get_flops.py --backbone 1.0 1.3 1.6 --version v2 v3
 """
 import argparse
 import logging
@@ -22,7 +24,7 @@ from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 
 import ghostnet_mmdet  # noqa: F401
-from ghostnet_mmdet.models import GhostNet
+from ghostnet_mmdet.models import GhostNet, GhostNetV2, GhostNetV3
 from ghostnet_mmdet.utils.complexity import conv_linear_macs, imagenet_head_macs
 
 
@@ -83,9 +85,14 @@ def detector_complexity(config, shape, cfg_options=None):
     )
 
 
-def backbone_complexity(widen_factor, shape=(224, 224)):
+VERSIONS = {'v1': GhostNet, 'v2': GhostNetV2, 'v3': GhostNetV3}
+
+
+def backbone_complexity(widen_factor, shape=(224, 224), version='v1', deploy=False):
     """The paper's setting: the whole network with its ImageNet head."""
-    model = GhostNet(widen_factor=widen_factor, out_indices=(9, )).eval()
+    model = VERSIONS[version](widen_factor=widen_factor, out_indices=(9, )).eval()
+    if deploy:
+        model.switch_to_deploy()
     head = imagenet_head_macs(model.out_channels[-1])
     head_params = model.out_channels[-1] * 1280 + 1280 + 1280 * 1000 + 1000
     body_macs = conv_linear_macs(model, torch.zeros(1, 3, *shape))['total']
@@ -100,19 +107,24 @@ def main():
                         help='input size (default: 800 1333 for detectors, 224 224 for --backbone)')
     parser.add_argument('--backbone', type=float, nargs='+', metavar='WIDTH',
                         help='report the classification network at these widths instead')
+    parser.add_argument('--version', nargs='+', choices=sorted(VERSIONS), default=['v1'],
+                        help='with --backbone: GhostNet (v1), GhostNetV2, GhostNetV3')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args()
     if not args.configs and not args.backbone:
         parser.error('give detector config files or --backbone WIDTH ...')
     if args.backbone:
         shape = tuple(args.shape or (224, 224))
-        print(f'\nGhostNet with its ImageNet head at {shape[0]}x{shape[1]}')
-        print('| width | params | conv+linear MACs | MMEngine FLOPs |')
-        print('|---|---|---|---|')
-        for width in args.backbone:
-            r = backbone_complexity(width, shape)
-            print(f'| {width}x | {r["params"] / 1e6:.3f}M | {r["macs"] / 1e6:.2f}M | '
-                  f'{r["flops"] / 1e6:.1f}M |')
+        print(f'\nThe network with its ImageNet head at {shape[0]}x{shape[1]}')
+        print('| network | width | params | conv+linear MACs | MMEngine FLOPs |')
+        print('|---|---|---|---|---|')
+        forms = [(v, False) for v in args.version] + [('v3', True)] * ('v3' in args.version)
+        for version, deploy in forms:
+            for width in args.backbone:
+                r = backbone_complexity(width, shape, version, deploy)
+                name = VERSIONS[version].__name__ + (' (deploy form)' if deploy else '')
+                print(f'| {name} | {width}x | {r["params"] / 1e6:.3f}M | '
+                      f'{r["macs"] / 1e6:.2f}M | {r["flops"] / 1e6:.1f}M |')
     if args.configs:
         shape = tuple(args.shape or (800, 1333))
         print(f'\nDetectors at {shape[0]}x{shape[1]}, padded as their data preprocessor '

@@ -1,3 +1,5 @@
-from .ghostnet import GHOSTNET_ARCH, GhostNet, ghostnet_channels
+from .ghostnet import (GHOSTNET_ARCH, GhostNet, GhostNetV2, GhostNetV3, ghostnet_channels,
+                       ghostnet_plan)
 
-__all__ = ['GHOSTNET_ARCH', 'GhostNet', 'ghostnet_channels']
+__all__ = ['GHOSTNET_ARCH', 'GhostNet', 'GhostNetV2', 'GhostNetV3', 'ghostnet_channels',
+           'ghostnet_plan']

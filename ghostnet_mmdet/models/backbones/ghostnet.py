@@ -1,17 +1,24 @@
-"""GhostNet backbone for MMDetection (Han et al., "GhostNet: More Features
-from Cheap Operations", CVPR 2020).
+"""The GhostNet family as MMDetection backbones: GhostNet (Han et al.,
+"GhostNet: More Features from Cheap Operations", CVPR 2020), GhostNetV2
+("Enhance Cheap Operation with Long-Range Attention", NeurIPS 2022) and
+GhostNetV3 ("Exploring the Training Strategies for Compact Models", 2024).
 
-The network is the paper's Table 1, block for block, with the widths and
-rounding of the official Huawei code and timm's ``ghostnet_100``, so their
+One table describes all three: the paper's Table 1, block for block, with
+the widths and rounding of the official Huawei code and timm, so their
 ImageNet weights load (see :mod:`ghostnet_mmdet.utils.checkpoint_conversion`).
+:func:`ghostnet_plan` turns it into the channels of every block for a width
+and version; everything else (the modules, the output channels, the
+GroupNorm check) is derived from that plan. V2 adds DFC attention to the
+first ghost module of every block after the first two; V3 adds that and
+re-parameterisable branches.
 """
 import math
 import numbers
-from typing import List, Sequence, Tuple
+from typing import List, NamedTuple, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-from mmcv.cnn import ConvModule
+from mmcv.cnn import ConvModule, fuse_conv_bn
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -19,7 +26,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 
-from ..layers.ghost_blocks import GhostBottleneck, make_divisible
+from mmdet.models.utils import make_divisible
+
+from ..layers.ghost_blocks import GhostBottleneck
 
 # One row per Ghost bottleneck: kernel, expansion (mid) channels, output
 # channels, squeeze-excite ratio, stride. Grouped into the nine stages of the
@@ -43,6 +52,74 @@ FINAL_CHANNELS = 960
 NUM_OUTPUTS = len(GHOSTNET_ARCH) + 1
 # Stride of each output index relative to the input image.
 OUTPUT_STRIDES = (2, 4, 4, 8, 8, 16, 16, 32, 32, 32)
+# Channel counts are multiples of this (make_divisible rounding).
+CHANNEL_DIVISOR = 4
+# V2 and V3 put DFC attention in every block from this one on (counting all
+# blocks of the network from 0), as the reference code does.
+FIRST_ATTENTION_BLOCK = 2
+VERSIONS = ('v1', 'v2', 'v3')
+
+
+class BlockPlan(NamedTuple):
+    """One Ghost bottleneck of a GhostNet of a given width and version."""
+    stage: int
+    in_channels: int
+    mid_channels: int
+    out_channels: int
+    kernel_size: int
+    stride: int
+    se_ratio: float
+    attention: bool
+
+
+class GhostNetPlan(NamedTuple):
+    """The channels of every layer: the stem, the blocks, the final conv."""
+    stem_channels: int
+    blocks: Tuple[BlockPlan, ...]
+    final_channels: int
+
+    def output_channels(self) -> List[int]:
+        """Channels of the ten output indices (0-8 the stages, 9 the final conv)."""
+        last = {block.stage: block.out_channels for block in self.blocks}
+        return [last[stage] for stage in range(len(GHOSTNET_ARCH))] + [self.final_channels]
+
+    def norm_channels(self, num_stages: int = len(GHOSTNET_ARCH)) -> List[int]:
+        """Channels of every norm layer of the first ``num_stages`` stages
+        (and the final conv when all are built), for up-front checks."""
+        counts = {self.stem_channels}
+        for block in self.blocks:
+            if block.stage >= num_stages:
+                continue
+            counts |= {math.ceil(block.mid_channels / 2), math.ceil(block.out_channels / 2)}
+            if block.stride > 1 or block.attention:
+                counts.add(block.mid_channels)  # depthwise conv, DFC attention
+            if block.stride > 1 or block.in_channels != block.out_channels:
+                counts |= {block.in_channels, block.out_channels}  # shortcut
+        if num_stages > len(GHOSTNET_ARCH):
+            counts.add(self.final_channels)
+        return sorted(counts)
+
+
+def ghostnet_plan(widen_factor: float = 1.0, version: str = 'v1') -> GhostNetPlan:
+    """Every channel count of a GhostNet of ``widen_factor`` and ``version``:
+    ``make_divisible(c * widen_factor, 4)`` of the table's counts (MMDetection's
+    ``make_divisible``, the same rounding as the reference code and timm)."""
+    _check_widen_factor(widen_factor)
+    if version not in VERSIONS:
+        raise ValueError(f'version must be one of {VERSIONS}, but got {version!r}')
+
+    def scaled(channels):
+        return make_divisible(channels * widen_factor, CHANNEL_DIVISOR)
+
+    blocks = []
+    channels = stem = scaled(STEM_CHANNELS)
+    for stage, rows in enumerate(GHOSTNET_ARCH):
+        for kernel_size, expansion, out, se_ratio, stride in rows:
+            blocks.append(BlockPlan(stage, channels, scaled(expansion), scaled(out), kernel_size,
+                                    stride, se_ratio,
+                                    version != 'v1' and len(blocks) >= FIRST_ATTENTION_BLOCK))
+            channels = blocks[-1].out_channels
+    return GhostNetPlan(stem, tuple(blocks), scaled(FINAL_CHANNELS))
 
 
 def _check_widen_factor(widen_factor) -> None:
@@ -86,7 +163,8 @@ def width_name(widen_factor: float) -> str:
 
 
 def ghostnet_channels(widen_factor: float = 1.0) -> List[int]:
-    """Output channels of every GhostNet output index for a width.
+    """Output channels of every GhostNet output index for a width (the same
+    for V1, V2 and V3).
 
     Index ``i`` in 0-8 is the last Ghost bottleneck of stage ``i``; index 9
     is the final 1x1 convolution. Use it to set ``neck.in_channels`` without
@@ -99,16 +177,13 @@ def ghostnet_channels(widen_factor: float = 1.0) -> List[int]:
     Returns:
         list[int]: Ten channel counts.
     """
-    _check_widen_factor(widen_factor)
-    channels = [make_divisible(stage[-1][2] * widen_factor, 4)
-                for stage in GHOSTNET_ARCH]
-    channels.append(make_divisible(FINAL_CHANNELS * widen_factor, 4))
-    return channels
+    return ghostnet_plan(widen_factor).output_channels()
 
 
 @MODELS.register_module()
 class GhostNet(BaseModule):
-    """GhostNet backbone.
+    """GhostNet backbone (and, through :class:`GhostNetV2` and
+    :class:`GhostNetV3`, its successors).
 
     The stem (3x3 stride-2 conv + norm + act) is followed by nine stages of
     Ghost bottlenecks and a final 1x1 conv + norm + act to 960 channels
@@ -152,11 +227,19 @@ class GhostNet(BaseModule):
             memory layout; the outputs are the same numbers. Measured on a
             2-core CPU (oneDNN): a training step of RetinaNet-GhostNet at
             256x256, batch 8, about 5% faster. Defaults to False.
+        deploy (bool): Build the inference form directly: every
+            convolution with a bias and no norm layer, as
+            :meth:`switch_to_deploy` leaves it, so that its checkpoints load.
+            Inference only. Defaults to False.
         init_cfg (dict or list[dict], optional): Initialization config. With
             ``dict(type='Pretrained', checkpoint=PATH[, prefix=...])`` the
             checkpoint may be in this layout or in the official/timm layout,
             and must match the architecture exactly.
     """
+
+    # What a version adds to the shared plan and blocks (see the subclasses).
+    version = 'v1'
+    num_branches = 0
 
     def __init__(self,
                  widen_factor: float = 1.0,
@@ -169,6 +252,7 @@ class GhostNet(BaseModule):
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  channels_last: bool = False,
+                 deploy: bool = False,
                  init_cfg: OptMultiConfig = None) -> None:
         if init_cfg is None:
             init_cfg = [
@@ -176,7 +260,6 @@ class GhostNet(BaseModule):
                 dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])
             ]
         super().__init__(init_cfg=init_cfg)
-        _check_widen_factor(widen_factor)
         self.out_indices = _check_out_indices(out_indices)
         if isinstance(frozen_stages, bool) or not isinstance(frozen_stages, int):
             raise TypeError('frozen_stages must be an int in range(-1, '
@@ -195,36 +278,34 @@ class GhostNet(BaseModule):
         if not isinstance(channels_last, bool):
             raise TypeError(f'channels_last must be True or False, but got {channels_last!r}')
         self.channels_last = channels_last
-        self.stage_channels = ghostnet_channels(widen_factor)
+        self.plan = ghostnet_plan(widen_factor, self.version)
+        self.stage_channels = self.plan.output_channels()
         self.out_channels = [self.stage_channels[i] for i in self.out_indices]
-        _check_group_norm(norm_cfg, self._norm_channels())
-
-        common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
-        stem_channels = make_divisible(STEM_CHANNELS * widen_factor, 4)
-        self.stem = ConvModule(
-            in_channels, stem_channels, 3, stride=2, padding=1, **common)
-
         # Stages after the last requested output are not built: they would
         # cost compute and leave parameters without gradients (which
         # DistributedDataParallel rejects).
-        num_blocks = self.out_indices[-1] + 1
-        blocks = []
-        channels = stem_channels
-        for stage in GHOSTNET_ARCH[:num_blocks]:
-            layers = []
-            for kernel_size, expansion, out, se_ratio, stride in stage:
-                mid_channels = make_divisible(expansion * widen_factor, 4)
-                out_channels = make_divisible(out * widen_factor, 4)
-                layers.append(
-                    GhostBottleneck(
-                        channels, mid_channels, out_channels, kernel_size,
-                        stride=stride, se_ratio=se_ratio, with_cp=with_cp,
-                        **common))
-                channels = out_channels
-            blocks.append(nn.Sequential(*layers))
-        if num_blocks == NUM_OUTPUTS:
-            blocks.append(
-                ConvModule(channels, self.stage_channels[-1], 1, **common))
+        num_built = self.out_indices[-1] + 1
+        self.deploy = bool(deploy)
+        if self.deploy:
+            norm_cfg = None  # convolutions with biases, as switch_to_deploy leaves them
+        else:
+            _check_group_norm(norm_cfg, self.plan.norm_channels(num_built))
+
+        common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
+        self.stem = ConvModule(
+            in_channels, self.plan.stem_channels, 3, stride=2, padding=1, **common)
+        stages = [[] for _ in range(min(num_built, len(GHOSTNET_ARCH)))]
+        for block in self.plan.blocks:
+            if block.stage < len(stages):
+                stages[block.stage].append(GhostBottleneck(
+                    block.in_channels, block.mid_channels, block.out_channels,
+                    block.kernel_size, stride=block.stride, se_ratio=block.se_ratio,
+                    attention=block.attention, num_branches=self.num_branches,
+                    deploy=self.deploy, with_cp=with_cp, **common))
+        blocks = [nn.Sequential(*layers) for layers in stages]
+        if num_built == NUM_OUTPUTS:
+            blocks.append(ConvModule(self.plan.blocks[-1].out_channels,
+                                     self.plan.final_channels, 1, **common))
         self.blocks = nn.ModuleList(blocks)
         self._freeze_stages()
 
@@ -241,25 +322,6 @@ class GhostNet(BaseModule):
         """Strides, relative to the input image, of the outputs ``out_indices``."""
         return [OUTPUT_STRIDES[i] for i in _check_out_indices(out_indices)]
 
-    def _norm_channels(self) -> List[int]:
-        """Channel counts of every norm layer, for up-front config checks."""
-        counts = [make_divisible(STEM_CHANNELS * self.widen_factor, 4)]
-        channels = counts[0]
-        num_blocks = self.out_indices[-1] + 1
-        for stage in GHOSTNET_ARCH[:num_blocks]:
-            for kernel_size, expansion, out, se_ratio, stride in stage:
-                mid = make_divisible(expansion * self.widen_factor, 4)
-                out = make_divisible(out * self.widen_factor, 4)
-                counts += [math.ceil(mid / 2), math.ceil(out / 2)]
-                if stride > 1:
-                    counts.append(mid)
-                if stride > 1 or channels != out:
-                    counts += [channels, out]
-                channels = out
-        if num_blocks == NUM_OUTPUTS:
-            counts.append(self.stage_channels[-1])
-        return sorted(set(counts))
-
     def _freeze_stages(self) -> None:
         if self.frozen_stages >= 0:
             frozen = [self.stem] + list(self.blocks[:self.frozen_stages])
@@ -268,9 +330,39 @@ class GhostNet(BaseModule):
                 for param in module.parameters():
                     param.requires_grad = False
 
+    def switch_to_deploy(self) -> None:
+        """Turn the network into its inference form, in place: every
+        BatchNorm folded into the convolution before it (mmcv's
+        ``fuse_conv_bn``: the stem, both convolutions of every ghost module,
+        the stride-2 depthwise convolutions, the shortcuts, the final conv).
+        The outputs stay the same within float rounding; the state dict is
+        then that of ``deploy=True``. Afterwards the network cannot train.
+        MMDeploy calls this method by its name."""
+        if self.deploy:
+            return
+        others = sorted({type(m).__name__ for m in self.modules()
+                         if isinstance(m, (nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d))})
+        if others:
+            raise ValueError(f'switch_to_deploy folds BatchNorm into convolutions; this network '
+                             f'has {", ".join(others)} layers, which cannot be folded')
+        for module in self.modules():
+            if module is not self and hasattr(module, 'switch_to_deploy'):
+                module.switch_to_deploy()
+        fuse_conv_bn(self)
+        for param in self.parameters():
+            param.detach_()
+            param.requires_grad_(False)
+        self.deploy = True
+        self.eval()
+
     def train(self, mode: bool = True) -> 'GhostNet':
         """Switch mode, keeping frozen stages and (with ``norm_eval``) all
         norm layers in eval mode."""
+        if mode and getattr(self, 'deploy', False):
+            raise RuntimeError(
+                f'{type(self).__name__} is in deploy form (switch_to_deploy or deploy=True: '
+                'BatchNorm folded into the convolutions) and cannot be trained; build it '
+                'without deploy=True and load the training checkpoint to train')
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:
@@ -317,6 +409,43 @@ class GhostNet(BaseModule):
             if index in self.out_indices:
                 outs.append(x)
         return tuple(outs)
+
+
+@MODELS.register_module()
+class GhostNetV2(GhostNet):
+    """GhostNetV2 backbone (Tang et al., NeurIPS 2022).
+
+    GhostNet's network with decoupled fully connected (DFC) attention in the
+    first ghost module of every block after the first two: the block input
+    average-pooled 2x2, a 1x1 conv, depthwise (1, 5) and (5, 1) convs (each
+    with a norm), a sigmoid upsampled to the ghost output, which it gates.
+    Same arguments, outputs and channels as :class:`GhostNet`; timm's
+    ``ghostnetv2_100/130/160`` and the official weights convert with
+    ``tools/model_converters/ghostnet_to_mmdet.py --version v2``.
+
+    Feature maps of one pixel in a direction (inputs up to 32 px there) are
+    not pooled in that direction; the reference code fails on them.
+    """
+    version = 'v2'
+
+
+@MODELS.register_module()
+class GhostNetV3(GhostNet):
+    """GhostNetV3 backbone (Liu et al., 2024), re-parameterised.
+
+    GhostNetV2's network whose convolutions train as parallel branches:
+    each ghost module's primary conv as three 1x1 conv + norm branches, its
+    cheap depthwise conv as three depthwise branches, a 1x1 depthwise scale
+    branch and an identity norm; the stride-2 depthwise conv as three
+    branches and a 1x1 scale branch. :meth:`switch_to_deploy` folds them
+    (and every BatchNorm) into single convolutions: the inference network,
+    with the parameter count of a deployed GhostNetV2; ``deploy=True``
+    builds that form directly so that its checkpoints load. Same arguments,
+    outputs and channels as :class:`GhostNet`; timm's ``ghostnetv3_*`` and
+    the official weights convert with ``--version v3``.
+    """
+    version = 'v3'
+    num_branches = 3
 
 
 def _check_group_norm(norm_cfg: OptConfigType, channel_counts: List[int]) -> None:

@@ -1,3 +1,4 @@
-from .ghost_blocks import GhostBottleneck, GhostModule, SqueezeExcite, make_divisible
+from .ghost_blocks import (DFCAttention, GhostBottleneck, GhostModule, RepConvModule,
+                           SqueezeExcite)
 
-__all__ = ['GhostBottleneck', 'GhostModule', 'SqueezeExcite', 'make_divisible']
+__all__ = ['DFCAttention', 'GhostBottleneck', 'GhostModule', 'RepConvModule', 'SqueezeExcite']
