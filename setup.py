@@ -41,6 +41,8 @@ setup(
     ],
     extras_require={
         'tests': ['pytest', 'timm==1.0.31', 'safetensors'],
+        # ONNX export and onnxruntime as a backend (tools/deployment/).
+        'deploy': ['onnx==1.23.2', 'onnxruntime==1.32.0'],
     },
     zip_safe=False,
 )

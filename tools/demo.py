@@ -1,9 +1,10 @@
 """Draw a detector's boxes, labels and scores on images.
 
     python tools/demo.py IMAGE_OR_FOLDER [...] CONFIG CHECKPOINT --out-dir outputs/
+    python tools/demo.py IMAGE CONFIG model.onnx --backend onnxruntime --out-dir outputs/
     python tools/demo.py data/shapes/val/000000.jpg \
-        configs/ghostnet/retinanet_ghostnet-1.0x_fpn_shapes.py \
-        work_dirs/retinanet_ghostnet-1.0x_fpn_shapes/iter_1500.pth --out-dir demo/
+        configs/ghostnet/retinanet_ghostnet-1.0x_fpn_1xb8-1.5k_shapes.py \
+        work_dirs/retinanet_ghostnet-1.0x_fpn_1xb8-1.5k_shapes/iter_1500.pth --out-dir demo/
 
 Uses MMDetection's inference API and DetLocalVisualizer; one PNG per image
 in --out-dir, at the image's own size. For a whole split with ground truth,
@@ -20,10 +21,11 @@ from mmengine.registry import init_default_scope
 from mmengine.utils import ProgressBar
 
 from mmdet.apis import inference_detector, init_detector
-from mmdet.registry import MODELS, VISUALIZERS
+from mmdet.registry import DATASETS, MODELS, VISUALIZERS
 import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
 from ghostnet_mmdet.apis import check_detector_checkpoint
 from ghostnet_mmdet.apis.cli import add_trust_argument, reports_user_errors
+from ghostnet_mmdet.deploy import OnnxRuntimeDetector
 from ghostnet_mmdet.utils.safe_load import trust_checkpoint
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -38,6 +40,10 @@ def parse_args(argv=None):
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='draw detections scoring at least this (default 0.3)')
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda:0'")
+    parser.add_argument('--backend', choices=['pytorch', 'onnxruntime'], default='pytorch',
+                        help='the PyTorch checkpoint, or a model exported by '
+                        'tools/deployment/pytorch2onnx.py run by onnxruntime (give the .onnx '
+                        'file as CHECKPOINT)')
     add_trust_argument(parser, 'the checkpoint')
     return parser.parse_args(argv)
 
@@ -76,9 +82,16 @@ def main(argv=None):
     cfg = Config.fromfile(args.config)
     cfg.model.backbone.init_cfg = None  # the checkpoint has every weight
     init_default_scope(cfg.get('default_scope', 'mmdet'))
-    # Refuse a checkpoint that does not fit before drawing random boxes.
-    check_detector_checkpoint(MODELS.build(cfg.model), args.checkpoint)
-    model = init_detector(cfg, args.checkpoint, device=args.device)
+    if args.backend == 'onnxruntime':
+        metainfo = DATASETS.build(dict(cfg.test_dataloader.dataset, lazy_init=True)).metainfo
+        model = OnnxRuntimeDetector(args.checkpoint, cfg.model.data_preprocessor,
+                                    classes=metainfo['classes'])
+        model.cfg = cfg
+        model.dataset_meta = dict(metainfo)
+    else:
+        # Refuse a checkpoint that does not fit before drawing random boxes.
+        check_detector_checkpoint(MODELS.build(cfg.model), args.checkpoint)
+        model = init_detector(cfg, args.checkpoint, device=args.device)
     visualizer = VISUALIZERS.build(model.cfg.visualizer)
     visualizer.dataset_meta = model.dataset_meta
     os.makedirs(args.out_dir, exist_ok=True)

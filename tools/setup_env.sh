@@ -5,7 +5,8 @@
 #   torch 2.14.1 + torchvision 0.29.1, mmcv 2.1.0 with its compiled ops
 #   (built from the source distribution, patched for torch 2.14's C++20
 #   headers, and cached as a wheel outside the repository), mmengine,
-#   mmdet 3.3.0, pycocotools, the test dependencies and this package in
+#   mmdet 3.3.0, pycocotools, the test dependencies, onnx and onnxruntime
+#   (the [deploy] extra) and this package in
 #   editable mode. Then verifies that mmcv's ops run and the plugin registers.
 #
 # Idempotent: a second run reuses the venv and the cached mmcv wheel (about a
@@ -142,14 +143,14 @@ else
     echo "$MMCV_KEY" >"$MMCV_STAMP"
 fi
 
-step "mmdet, mmengine, pycocotools, test tools and ghostnet_mmdet (editable)"
+step "mmdet, mmengine, pycocotools, test tools, onnx/onnxruntime and ghostnet_mmdet (editable)"
 PACKAGE_KEY="$(cat "$REPO_ROOT/setup.py" | sha256sum | cut -c1-16) $REPO_ROOT"
 PACKAGE_STAMP="$VENV/.ghostnet-mmdet-install-key"
 if [ "$(cat "$PACKAGE_STAMP" 2>/dev/null)" = "$PACKAGE_KEY" ] &&
-    "$PY" -c 'import ghostnet_mmdet, mmdet, timm, pytest' >/dev/null 2>&1; then
+    "$PY" -c 'import ghostnet_mmdet, mmdet, timm, pytest, onnx, onnxruntime' >/dev/null 2>&1; then
     echo "    already installed from this setup.py"
 else
-    "${PIP[@]}" install -q --no-build-isolation -e "$REPO_ROOT[tests]"
+    "${PIP[@]}" install -q --no-build-isolation -e "$REPO_ROOT[tests,deploy]"
     echo "$PACKAGE_KEY" >"$PACKAGE_STAMP"
 fi
 

@@ -10,6 +10,7 @@ gloo (tools/dist_test.sh CONFIG CHECKPOINT NPROC).
 
     python tools/test.py CONFIG CHECKPOINT
     python tools/test.py CONFIG CHECKPOINT --show-dir vis   # painted images
+    python tools/test.py CONFIG model.onnx --backend onnxruntime
 """
 import argparse
 import os
@@ -29,6 +30,7 @@ from ghostnet_mmdet.apis import check_detector_checkpoint
 from ghostnet_mmdet.apis.cli import add_trust_argument, reports_user_errors
 from ghostnet_mmdet.apis.config_check import check_detector_config
 from ghostnet_mmdet.apis.distributed import prepare_cpu_distributed
+from ghostnet_mmdet.deploy import OnnxRuntimeDetector
 from ghostnet_mmdet.utils.dataset_check import check_config_datasets, check_dataset_files
 from ghostnet_mmdet.utils.safe_load import trust_checkpoint
 
@@ -36,7 +38,8 @@ from ghostnet_mmdet.utils.safe_load import trust_checkpoint
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='MMDet test (and eval) a model')
     parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('checkpoint', help='checkpoint file (the .onnx file with '
+                        '--backend onnxruntime)')
     parser.add_argument('--work-dir',
                         help='the directory to save the file containing evaluation metrics')
     parser.add_argument('--out', type=str,
@@ -54,6 +57,9 @@ def parse_args(argv=None):
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--tta', action='store_true')
+    parser.add_argument('--backend', choices=['pytorch', 'onnxruntime'], default='pytorch',
+                        help='run the PyTorch checkpoint, or a model exported by '
+                        'tools/deployment/pytorch2onnx.py with onnxruntime (CPU)')
     add_trust_argument(parser, 'the checkpoint')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -112,7 +118,12 @@ def main(argv=None):
     check_dataset_files(cfg, ['test'])
     if args.trust_checkpoint:
         trust_checkpoint(args.checkpoint)
-    cfg.load_from = args.checkpoint
+    onnx = args.backend == 'onnxruntime'
+    if onnx and args.tta:
+        print('error: --tta runs the PyTorch model; it does not combine with --backend '
+              'onnxruntime', file=sys.stderr)
+        return 2
+    cfg.load_from = None if onnx else args.checkpoint
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.tta:
@@ -120,10 +131,14 @@ def main(argv=None):
 
     started_group = prepare_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    detector = runner.model
-    while hasattr(detector, 'module'):  # DDP and the TTA wrapper hold the detector
-        detector = detector.module
-    check_detector_checkpoint(detector, args.checkpoint)
+    if onnx:
+        runner.model = OnnxRuntimeDetector(args.checkpoint, cfg.model.data_preprocessor,
+                                           classes=runner.test_dataloader.dataset.metainfo['classes'])
+    else:
+        detector = runner.model
+        while hasattr(detector, 'module'):  # DDP and the TTA wrapper hold the detector
+            detector = detector.module
+        check_detector_checkpoint(detector, args.checkpoint)
     check_config_datasets(cfg, ['test'])
     if args.out is not None:
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))

@@ -3,12 +3,14 @@ reported as one clear message and exit status 2 instead of a traceback."""
 import functools
 import sys
 
+from ..deploy import DeployError, ExportError
 from ..utils.dataset_check import DatasetError, DatasetNotFoundError
 from ..utils.safe_load import CheckpointError
 from .config_check import ConfigError
 
 # Errors whose message says what is wrong and what to do.
-USER_ERRORS = (CheckpointError, ConfigError, DatasetError, DatasetNotFoundError)
+USER_ERRORS = (CheckpointError, ConfigError, DatasetError, DatasetNotFoundError, DeployError,
+               ExportError)
 
 
 def reports_user_errors(main):

@@ -1,0 +1,127 @@
+"""Export a trained detector to ONNX, with box decoding and NMS in the graph.
+
+    python tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT --out model.onnx
+    python tools/deployment/pytorch2onnx.py \\
+        configs/ghostnet/retinanet_ghostnet-1.0x_fpn_1xb8-1.5k_shapes.py \\
+        work_dirs/retinanet_ghostnet-1.0x_fpn_1xb8-1.5k_shapes/iter_1500.pth \\
+        --out retinanet_shapes.onnx --fuse --verify data/shapes/val/000000.jpg
+
+The graph takes the normalised, padded image tensor that the config's test
+pipeline and data preprocessor make (input ``input``, N x 3 x H x W) and
+returns ``dets`` (N x M x 5: x1, y1, x2, y2, score, in input pixels) and
+``labels`` (N x M; -1 past an image's detections). Run it with
+``tools/test.py CONFIG model.onnx --backend onnxruntime`` or
+``tools/demo.py IMAGE CONFIG model.onnx --backend onnxruntime``.
+"""
+import argparse
+import os.path as osp
+import sys
+
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
+
+from mmdet.registry import DATASETS, MODELS
+from mmdet.utils import get_test_pipeline_cfg
+import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
+from ghostnet_mmdet.apis import check_detector_checkpoint, read_checkpoint
+from ghostnet_mmdet.apis.cli import add_trust_argument, reports_user_errors
+from ghostnet_mmdet.deploy import (ExportError, OnnxRuntimeDetector, export_onnx, match_detections,
+                                   prepare_for_export)
+from ghostnet_mmdet.utils.safe_load import trust_checkpoint
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('config', help='detector config file')
+    parser.add_argument('checkpoint', help='trained checkpoint of that detector')
+    parser.add_argument('--out', required=True, help='the .onnx file to write')
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('HEIGHT', 'WIDTH'),
+                        help='input size (default: the side of the test pipeline\'s Resize, '
+                        'rounded up to the preprocessor\'s pad_size_divisor, square)')
+    parser.add_argument('--batch', type=int, default=1, help='batch size of the graph (default 1)')
+    parser.add_argument('--dynamic-batch', action='store_true',
+                        help='any batch size at run time (the spatial size stays fixed)')
+    parser.add_argument('--fuse', action='store_true',
+                        help='the backbone in deploy form (switch_to_deploy) and every other '
+                        'BatchNorm folded into its convolution')
+    parser.add_argument('--opset', type=int, default=17, help='ONNX opset (default 17, >= 11)')
+    parser.add_argument('--max-per-img', type=int,
+                        help="detections per image (default: the config's test_cfg.max_per_img, "
+                        'or 1000 where it has none)')
+    parser.add_argument('--verify', metavar='IMAGE',
+                        help='run this image through PyTorch and onnxruntime and compare')
+    add_trust_argument(parser, 'the checkpoint')
+    return parser.parse_args(argv)
+
+
+def default_input_size(cfg):
+    """The square that every image of the test pipeline fits in."""
+    for step in get_test_pipeline_cfg(cfg):
+        if step['type'] == 'Resize' and 'scale' in step:
+            scale = step['scale']
+            side = max(scale) if isinstance(scale, (list, tuple)) else scale
+            divisor = cfg.model.get('data_preprocessor', {}).get('pad_size_divisor', 1) or 1
+            side = -(-side // divisor) * divisor
+            return side, side
+    raise ExportError('the test pipeline has no Resize with a scale; give --shape HEIGHT WIDTH')
+
+
+def config_classes(cfg):
+    dataset = cfg.test_dataloader.dataset
+    while 'dataset' in dataset:
+        dataset = dataset.dataset
+    classes = (dataset.get('metainfo') or {}).get('classes')
+    return tuple(classes) if classes else tuple(DATASETS.get(dataset.type).METAINFO['classes'])
+
+
+def verify(cfg, model, onnx_file, image):
+    """PyTorch and onnxruntime on one image: the detections, side by side."""
+    from mmdet.apis import inference_detector
+    model.cfg = cfg
+    runtime = OnnxRuntimeDetector(onnx_file, cfg.model.data_preprocessor)
+    runtime.cfg = cfg
+    with torch.no_grad():
+        expected = inference_detector(model, image).pred_instances
+        actual = inference_detector(runtime, image).pred_instances
+    mismatch = match_detections(expected, actual)
+    print(f'verify {image}: PyTorch {len(expected)} detections, onnxruntime {len(actual)}: '
+          + (f'they differ: {mismatch}' if mismatch else
+             'the same detections (labels equal, scores within 1e-5, boxes within 1e-4 px)'))
+
+
+@reports_user_errors
+def main(argv=None):
+    args = parse_args(argv)
+    for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
+        if not osp.isfile(path):
+            print(f'error: {what} file not found: {path}', file=sys.stderr)
+            return 2
+    if args.trust_checkpoint:
+        trust_checkpoint(args.checkpoint)
+    cfg = Config.fromfile(args.config)
+    cfg.model.backbone.init_cfg = None  # the checkpoint has every weight
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    model = MODELS.build(cfg.model)
+    check_detector_checkpoint(model, args.checkpoint)
+    load_checkpoint(model, args.checkpoint, map_location='cpu', logger='silent')
+    _, meta = read_checkpoint(args.checkpoint)
+    classes = (meta.get('dataset_meta') or {}).get('classes') or config_classes(cfg)
+    input_size = tuple(args.shape) if args.shape else default_input_size(cfg)
+    prepare_for_export(model, fuse=args.fuse)
+    info = export_onnx(model, args.out, input_size, batch_size=args.batch,
+                       dynamic_batch=args.dynamic_batch, opset=args.opset,
+                       max_per_img=args.max_per_img, classes=classes,
+                       metadata=dict(config=osp.basename(args.config), fused=args.fuse))
+    print(f'wrote {args.out}: input 1x3x{input_size[0]}x{input_size[1]}'
+          f'{" (dynamic batch)" if args.dynamic_batch else ""}, outputs dets and labels, '
+          f'{len(info["classes"])} classes, post-processing {info["postprocess"]}; '
+          'onnx.checker passed')
+    if args.verify:
+        verify(cfg, model, args.out, args.verify)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
