@@ -17,6 +17,7 @@ from .detection_utils import METRIC_KEYS, REPO, SHAPES_CONFIG, read_metrics, run
 def test_data_was_generated_as_coco(trained):
     _, _, data_root, _, log = trained
     assert 'GhostShapes: drawing 12 train images' in log
+    assert 'generator v4, splits' in log and 'content sha256' in log  # the fingerprint
     for split, count in (('train', 12), ('val', 6)):
         content = json.loads((data_root / 'annotations' / f'instances_{split}.json').read_text())
         assert len(content['images']) == count

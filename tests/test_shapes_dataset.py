@@ -11,6 +11,7 @@ from pycocotools.coco import COCO
 
 from mmdet.registry import DATASETS
 from ghostnet_mmdet.datasets import SHAPE_CLASSES, generate_shapes_dataset
+from ghostnet_mmdet.datasets.shapes import content_digest
 from ghostnet_mmdet.utils.dataset_check import DatasetNotFoundError
 
 
@@ -84,10 +85,13 @@ def test_generation_is_deterministic_and_idempotent(sample, tmp_path):
     again = tmp_path / 'again'
     generate_shapes_dataset(str(again), dict(train=80, val=20), verbose=False)
     assert digest(again) == digest(sample)
+    # The fingerprint that training logs, to compare machines with.
+    assert content_digest(str(again)) == content_digest(str(sample))
     assert generate_shapes_dataset(str(again), dict(train=80, val=20), verbose=False) is False
     other = tmp_path / 'other'
     generate_shapes_dataset(str(other), dict(train=80, val=20), seed=1, verbose=False)
     assert digest(other) != digest(sample)
+    assert content_digest(str(other)) != content_digest(str(sample))
     # Other parameters replace the files.
     assert generate_shapes_dataset(str(again), dict(train=5, val=3), verbose=False) is True
     assert len(list((again / 'train').iterdir())) == 5

@@ -17,6 +17,7 @@ Layout (COCO, loadable by pycocotools)::
     root/meta.json              parameters the files were made with
 """
 import fcntl
+import hashlib
 import json
 import math
 import os
@@ -273,6 +274,24 @@ def generate_split(root: str, split: str, num_images: int, image_size: int = 256
                                  version=GENERATOR_VERSION),
                        images=images, annotations=annotations, categories=categories), f)
     return ann_file
+
+
+def content_digest(root: str) -> str:
+    """sha256 of every file of a generated dataset (paths and bytes, in
+    order), without meta.json: the same parameters give the same digest
+    wherever the same numpy and OpenCV (JPEG encoder) made the files."""
+    sha = hashlib.sha256()
+    for folder, dirs, files in sorted(os.walk(root)):
+        dirs.sort()
+        for name in sorted(files):
+            path = osp.join(folder, name)
+            relative = osp.relpath(path, root)
+            if relative == 'meta.json':
+                continue
+            sha.update(relative.encode())
+            with open(path, 'rb') as f:
+                sha.update(f.read())
+    return sha.hexdigest()
 
 
 def dataset_meta(splits: Dict[str, int], image_size: int, seed: int) -> Dict:

@@ -4,12 +4,14 @@ import os.path as osp
 from typing import Dict, List, Optional
 
 from mmengine.dist import get_dist_info
+from mmengine.logging import print_log
 
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
 
 from ..utils.dataset_check import check_coco_dataset
-from .shapes import DEFAULT_SPLITS, SHAPE_CLASSES, generate_shapes_dataset
+from .shapes import (DEFAULT_SPLITS, GENERATOR_VERSION, SHAPE_CLASSES, content_digest,
+                     generate_shapes_dataset)
 
 
 @DATASETS.register_module()
@@ -51,6 +53,11 @@ class GhostShapesDataset(CocoDataset):
         if self.generate_if_missing:
             generate_shapes_dataset(self.data_root, self.splits, self.image_size, self.seed,
                                     verbose=get_dist_info()[0] == 0)
+            if self.ann_file.endswith('_train.json'):
+                # A fingerprint to compare runs on different machines with.
+                print_log(f'GhostShapes {self.data_root}: generator v{GENERATOR_VERSION}, '
+                          f'splits {self.splits}, seed {self.seed}, content sha256 '
+                          f'{content_digest(self.data_root)[:16]}', logger='current')
         # Clear errors before pycocotools sees the files.
         filter_empty = bool((self.filter_cfg or {}).get('filter_empty_gt')) and not self.test_mode
         check_coco_dataset(self.ann_file, self.data_prefix.get('img', ''),
