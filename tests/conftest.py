@@ -12,6 +12,18 @@ def _deterministic():
     yield
 
 
+def timm_taps(model, x, taps):
+    """timm's GhostNet (any version) at our output indices: the last block
+    of the stages in ``taps`` (9: the final conv, ``blocks.9``)."""
+    features = []
+    x = model.act1(model.bn1(model.conv_stem(x)))
+    for index, stage in enumerate(model.blocks):
+        x = stage(x)
+        if index in taps:
+            features.append(x)
+    return features
+
+
 def randomize_norm_stats(model: torch.nn.Module) -> None:
     """Give BN layers non-trivial statistics, so eval-mode comparisons test
     that running stats land in the right place."""

@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 from ghostnet_mmdet.models import GhostNet
 from ghostnet_mmdet.utils import mmdet_to_official, official_to_mmdet
 
-from .conftest import randomize_norm_stats
+from .conftest import randomize_norm_stats, timm_taps
 
 REPO = Path(__file__).resolve().parents[1]
 CONVERTER = REPO / 'tools' / 'model_converters' / 'ghostnet_to_mmdet.py'
@@ -27,16 +27,6 @@ def make_timm(widen_factor):
     return model.eval()
 
 
-def timm_features(model, x):
-    features = []
-    x = model.act1(model.bn1(model.conv_stem(x)))
-    for index, block in enumerate(model.blocks):
-        x = block(x)
-        if index in TAPS:
-            features.append(x)
-    return features
-
-
 @pytest.mark.parametrize('widen_factor', [0.5, 1.0, 1.3])
 def test_converted_timm_weights_give_timm_features(widen_factor):
     reference = make_timm(widen_factor)
@@ -44,7 +34,7 @@ def test_converted_timm_weights_give_timm_features(widen_factor):
     ours.load_state_dict(official_to_mmdet(reference.state_dict()), strict=True)
     x = torch.randn(2, 3, 128, 96)
     with torch.no_grad():
-        expected = timm_features(reference, x)
+        expected = timm_taps(reference, x, TAPS)
         actual = ours(x)
     for exp, act in zip(expected, actual):
         assert act.shape == exp.shape
@@ -133,7 +123,7 @@ def test_converter_cli_output_loads_through_init_cfg(kind, timm_checkpoints, tmp
     model.eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        expected = timm_features(reference, x)
+        expected = timm_taps(reference, x, TAPS)
         actual = model(x)
     for exp, act in zip([expected[1], expected[2], expected[3]], actual):
         assert (act - exp).abs().max().item() <= 1e-5

@@ -15,6 +15,7 @@ from mmdet.structures import DetDataSample
 from ghostnet_mmdet.deploy import (DeployError, ExportError, OnnxRuntimeDetector, export_onnx,
                                    match_detections, prepare_for_export)
 from ghostnet_mmdet.models import GhostNet
+from ghostnet_mmdet.utils.benchmark import spread_head_scores
 
 from .conftest import randomize_norm_stats
 from .detection_utils import REPO, SHAPES_CONFIG, read_metrics, run_tool_in_process
@@ -75,19 +76,6 @@ def build(config, num_classes=None):
     return cfg, model.eval()
 
 
-def spread_scores(model, seed=0):
-    """An untrained head scores everything about 0.01 (its focal-loss prior),
-    and nearly alike: spread the classification and objectness layers so
-    that detections of many, distinct scores pass the thresholds, as a
-    trained model's do (ties would make the order of equal scores, and so
-    NMS, depend on the sort)."""
-    generator = torch.Generator().manual_seed(seed)
-    for name, param in model.bbox_head.named_parameters():
-        if 'cls' in name or 'obj' in name:
-            spread = torch.randn(param.shape, generator=generator)
-            param.data = spread * 2 - 2 if name.endswith('bias') else spread * 0.05
-
-
 def predict_both(cfg, model, onnx_file, images):
     """Detections of the PyTorch model and of the exported one, for the same
     preprocessed batch."""
@@ -114,7 +102,7 @@ def assert_same_detections(expected, actual):
     (SHAPES_CONFIG, 256, False), (SHAPES_CONFIG, 256, True), (YOLOX_CONFIG, 224, True)])
 def test_exported_detector_matches_pytorch_box_for_box(config, size, fuse, tmp_path):
     cfg, model = build(config, num_classes=5)
-    spread_scores(model)
+    spread_head_scores(model)  # distinct scores: ties would make NMS order-dependent
     prepare_for_export(model, fuse=fuse)
     onnx_file = tmp_path / 'model.onnx'
     # YOLOX's config keeps every box that survives NMS; the graph needs a

@@ -20,10 +20,10 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.utils import ProgressBar
 
-from mmdet.apis import inference_detector, init_detector
-from mmdet.registry import DATASETS, MODELS, VISUALIZERS
+from mmdet.apis import inference_detector
+from mmdet.registry import VISUALIZERS
 import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
-from ghostnet_mmdet.apis import check_detector_checkpoint
+from ghostnet_mmdet.apis import config_metainfo, load_detector
 from ghostnet_mmdet.apis.cli import add_trust_argument, reports_user_errors
 from ghostnet_mmdet.deploy import OnnxRuntimeDetector
 from ghostnet_mmdet.utils.safe_load import trust_checkpoint
@@ -79,19 +79,16 @@ def main(argv=None):
         return 2
     if args.trust_checkpoint:
         trust_checkpoint(args.checkpoint)
-    cfg = Config.fromfile(args.config)
-    cfg.model.backbone.init_cfg = None  # the checkpoint has every weight
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
     if args.backend == 'onnxruntime':
-        metainfo = DATASETS.build(dict(cfg.test_dataloader.dataset, lazy_init=True)).metainfo
+        cfg = Config.fromfile(args.config)
+        init_default_scope(cfg.get('default_scope', 'mmdet'))
+        metainfo = config_metainfo(cfg)
         model = OnnxRuntimeDetector(args.checkpoint, cfg.model.data_preprocessor,
                                     classes=metainfo['classes'])
-        model.cfg = cfg
-        model.dataset_meta = dict(metainfo)
+        model.cfg, model.dataset_meta = cfg, metainfo
     else:
-        # Refuse a checkpoint that does not fit before drawing random boxes.
-        check_detector_checkpoint(MODELS.build(cfg.model), args.checkpoint)
-        model = init_detector(cfg, args.checkpoint, device=args.device)
+        # A checkpoint that does not fit is refused before random boxes are drawn.
+        model = load_detector(args.config, args.checkpoint, device=args.device)
     visualizer = VISUALIZERS.build(model.cfg.visualizer)
     visualizer.dataset_meta = model.dataset_meta
     os.makedirs(args.out_dir, exist_ok=True)

@@ -12,19 +12,15 @@ spread so that about as many boxes reach NMS as with a trained model.
 import argparse
 import os
 import os.path as osp
-import statistics
 import tempfile
-import time
 
 import torch
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
 
-from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
+from ghostnet_mmdet.apis import load_detector
 from ghostnet_mmdet.deploy import export_onnx, load_session, prepare_for_export
+from ghostnet_mmdet.utils.benchmark import interleaved, medians, spread_head_scores
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DETECTORS = {
@@ -40,18 +36,11 @@ MODES = ('eager', 'fused', 'onnxruntime')
 
 
 def build(config, checkpoint=None):
-    cfg = Config.fromfile(config if config.startswith('mmdet::') else osp.join(REPO, config))
-    init_default_scope('mmdet')
-    cfg.model.backbone.init_cfg = None
-    model = MODELS.build(cfg.model)
-    if checkpoint:
-        load_checkpoint(model, checkpoint, map_location='cpu', logger='silent')
-    else:
-        generator = torch.Generator().manual_seed(0)
-        for name, param in model.bbox_head.named_parameters():
-            if name.endswith('bias') and ('cls' in name or 'obj' in name):
-                param.data = torch.randn(param.shape, generator=generator) * 2 - 2
-    return model.eval()
+    model = load_detector(config if config.startswith('mmdet::') else osp.join(REPO, config),
+                          checkpoint)
+    if not checkpoint:
+        spread_head_scores(model)
+    return model
 
 
 def fused(model):
@@ -78,22 +67,6 @@ def runners(name, config, checkpoint, size, threads, folder):
     }
 
 
-def measure(functions, inputs, rounds, warmup):
-    times = {key: [] for key in functions}
-    keys = list(functions)
-    with torch.no_grad():
-        for key in keys:
-            for _ in range(warmup):
-                functions[key](inputs)
-        for index in range(rounds):
-            shift = index % len(keys)
-            for key in keys[shift:] + keys[:shift]:
-                start = time.perf_counter()
-                functions[key](inputs)
-                times[key].append((time.perf_counter() - start) * 1000)
-    return {key: statistics.median(values) for key, values in times.items()}
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--sizes', type=int, nargs='+', default=[256, 640])
@@ -118,8 +91,11 @@ def main():
                 checkpoint = next((p for key, p in checkpoints.items() if key in name), None)
                 functions.update(runners(name, config, checkpoint, size, args.threads, folder))
             inputs = torch.randn(1, 3, size, size)
-            for (name, mode), value in measure(functions, inputs, args.rounds,
-                                               args.warmup).items():
+            calls = {key: (lambda function=function: function(inputs))
+                     for key, function in functions.items()}
+            with torch.no_grad():
+                timed = medians(interleaved(calls, args.rounds, args.warmup))
+            for (name, mode), value in timed.items():
                 results[(name, mode, size)] = value
     header = ' | '.join(f'{mode} {size}' for size in args.sizes for mode in MODES)
     print(f'\n| detector | {header} |')

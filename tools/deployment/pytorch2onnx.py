@@ -18,14 +18,10 @@ import os.path as osp
 import sys
 
 import torch
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
 
-from mmdet.registry import DATASETS, MODELS
 from mmdet.utils import get_test_pipeline_cfg
 import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
-from ghostnet_mmdet.apis import check_detector_checkpoint, read_checkpoint
+from ghostnet_mmdet.apis import load_detector
 from ghostnet_mmdet.apis.cli import add_trust_argument, reports_user_errors
 from ghostnet_mmdet.deploy import (ExportError, OnnxRuntimeDetector, export_onnx, match_detections,
                                    prepare_for_export)
@@ -68,18 +64,9 @@ def default_input_size(cfg):
     raise ExportError('the test pipeline has no Resize with a scale; give --shape HEIGHT WIDTH')
 
 
-def config_classes(cfg):
-    dataset = cfg.test_dataloader.dataset
-    while 'dataset' in dataset:
-        dataset = dataset.dataset
-    classes = (dataset.get('metainfo') or {}).get('classes')
-    return tuple(classes) if classes else tuple(DATASETS.get(dataset.type).METAINFO['classes'])
-
-
 def verify(cfg, model, onnx_file, image):
     """PyTorch and onnxruntime on one image: the detections, side by side."""
     from mmdet.apis import inference_detector
-    model.cfg = cfg
     runtime = OnnxRuntimeDetector(onnx_file, cfg.model.data_preprocessor)
     runtime.cfg = cfg
     with torch.no_grad():
@@ -100,14 +87,8 @@ def main(argv=None):
             return 2
     if args.trust_checkpoint:
         trust_checkpoint(args.checkpoint)
-    cfg = Config.fromfile(args.config)
-    cfg.model.backbone.init_cfg = None  # the checkpoint has every weight
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    model = MODELS.build(cfg.model)
-    check_detector_checkpoint(model, args.checkpoint)
-    load_checkpoint(model, args.checkpoint, map_location='cpu', logger='silent')
-    _, meta = read_checkpoint(args.checkpoint)
-    classes = (meta.get('dataset_meta') or {}).get('classes') or config_classes(cfg)
+    model = load_detector(args.config, args.checkpoint)
+    cfg, classes = model.cfg, model.dataset_meta['classes']
     input_size = tuple(args.shape) if args.shape else default_input_size(cfg)
     prepare_for_export(model, fuse=args.fuse)
     info = export_onnx(model, args.out, input_size, batch_size=args.batch,

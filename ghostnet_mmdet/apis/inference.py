@@ -1,0 +1,41 @@
+"""Build a detector from its config and load a checkpoint that fits it:
+what the demo, the exporter and the benchmarks share."""
+from typing import Optional, Union
+
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
+
+from mmdet.registry import DATASETS, MODELS
+
+from .checkpoint_check import check_detector_checkpoint
+
+
+def config_metainfo(cfg: Config) -> dict:
+    """The test dataset's metainfo (classes, palette) without loading it."""
+    return dict(DATASETS.build(dict(cfg.test_dataloader.dataset, lazy_init=True)).metainfo)
+
+
+def load_detector(config: Union[str, Config], checkpoint: Optional[str] = None,
+                  device: str = 'cpu'):
+    """The detector of ``config`` in eval mode, with ``checkpoint`` loaded
+    after :func:`check_detector_checkpoint` accepted it (strictly), and, as
+    MMDetection's ``init_detector`` gives it, ``model.cfg`` and
+    ``model.dataset_meta`` (the checkpoint's classes, the config's palette).
+    Without a checkpoint the weights are the config's initialisation, minus
+    pretrained backbone weights."""
+    cfg = Config.fromfile(config) if isinstance(config, str) else config
+    cfg.model.backbone.init_cfg = None  # the checkpoint has every weight
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    model = MODELS.build(cfg.model)
+    metainfo = config_metainfo(cfg)
+    if checkpoint:
+        check_detector_checkpoint(model, checkpoint)
+        loaded = load_checkpoint(model, checkpoint, map_location='cpu', logger='silent')
+        saved = (loaded.get('meta') or {}).get('dataset_meta') or {}
+        metainfo.update({key.lower(): value for key, value in saved.items()})
+    else:
+        model.init_weights()
+    model.cfg = cfg
+    model.dataset_meta = metainfo
+    return model.to(device).eval()

@@ -1,0 +1,57 @@
+"""What the benchmark scripts of tools/analysis_tools share: interleaved
+timing (these machines are noisy, so every variant is timed in every round,
+in a rotating order) and realistic scores for untrained heads."""
+import statistics
+import time
+from typing import Callable, Dict, Hashable, List
+
+import torch
+
+
+def cpu_timer(function: Callable) -> float:
+    """Wall-clock milliseconds of one call."""
+    start = time.perf_counter()
+    function()
+    return (time.perf_counter() - start) * 1000
+
+
+def cuda_timer(function: Callable) -> float:
+    """Milliseconds of one call measured with CUDA events."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    function()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end)
+
+
+def interleaved(functions: Dict[Hashable, Callable], rounds: int, warmup: int,
+                timer: Callable = cpu_timer) -> Dict[Hashable, List[float]]:
+    """Time every function once per round, rotating the order so that no
+    function always follows the same one; ``warmup`` untimed calls each
+    first. Returns the times of every round."""
+    times = {key: [] for key in functions}
+    keys = list(functions)
+    for function in functions.values():
+        for _ in range(warmup):
+            function()
+    for round_index in range(rounds):
+        shift = round_index % len(keys)
+        for key in keys[shift:] + keys[:shift]:
+            times[key].append(timer(functions[key]))
+    return times
+
+
+def medians(times: Dict[Hashable, List[float]]) -> Dict[Hashable, float]:
+    return {key: statistics.median(values) for key, values in times.items()}
+
+
+def spread_head_scores(detector: torch.nn.Module, seed: int = 0) -> None:
+    """Give an untrained detection head varied, confident scores, so that
+    about as many boxes reach NMS as with a trained one (an untrained head
+    scores everything near its prior, 0.01, below every score_thr)."""
+    generator = torch.Generator().manual_seed(seed)
+    for name, param in detector.bbox_head.named_parameters():
+        if 'cls' in name or 'obj' in name:
+            spread = torch.randn(param.shape, generator=generator)
+            param.data = spread * 2 - 2 if name.endswith('bias') else spread * 0.05
