@@ -15,7 +15,7 @@ from ghostnet_mmdet.utils import official_to_mmdet
 from ghostnet_mmdet.utils.checkpoint_conversion import mmdet_to_official
 from ghostnet_mmdet.utils.complexity import conv_linear_macs, imagenet_head_macs
 
-from .conftest import randomize_norm_stats
+from .conftest import randomize_norm_stats, timm_taps
 from .detection_utils import REPO, run_tool_in_process
 
 TAPS = (4, 6, 8, 9)
@@ -30,18 +30,6 @@ def timm_model(version, width):
     model = timm.create_model(TIMM[(version, width)], pretrained=False)
     randomize_norm_stats(model)
     return model.eval()
-
-
-def timm_taps(model, x):
-    """timm's network at our taps: the last block of stages 4, 6, 8, and the
-    final conv (blocks.9)."""
-    features = []
-    x = model.act1(model.bn1(model.conv_stem(x)))
-    for index, stage in enumerate(model.blocks):
-        x = stage(x)
-        if index in TAPS:
-            features.append(x)
-    return features
 
 
 def ours_from_timm(version, width, reference, **kwargs):
@@ -62,7 +50,7 @@ def test_features_and_parameters_equal_timms(version, width):
     ours = ours_from_timm(version, width, reference)
     x = torch.randn(1, 3, 96, 128)
     with torch.no_grad():
-        assert_close(timm_taps(reference, x), ours(x))
+        assert_close(timm_taps(reference, x, TAPS), ours(x))
     timm_count = sum(p.numel() for name, p in reference.named_parameters()
                      if not name.startswith(('conv_head', 'classifier')))
     assert sum(p.numel() for p in ours.parameters()) == timm_count
@@ -78,7 +66,7 @@ def test_v3_deploy_form_equals_training_form_and_timms_deploy_form(width):
         ours.switch_to_deploy()
         deployed = ours(x)
         reference.convert_to_deploy()
-        timm_deployed = timm_taps(reference, x)
+        timm_deployed = timm_taps(reference, x, TAPS)
     for exp, act in zip(trained, deployed):
         assert (exp - act).abs().max().item() <= 1e-5 * exp.abs().max().item() + 1e-6
     assert_close(timm_deployed, deployed)
@@ -119,7 +107,7 @@ def test_odd_and_small_inputs_as_the_reference(version, size):
     ours = ours_from_timm(version, width, reference)
     x = torch.randn(1, 3, *size)
     with torch.no_grad():
-        assert_close(timm_taps(reference, x), ours(x))
+        assert_close(timm_taps(reference, x, TAPS), ours(x))
 
 
 @pytest.mark.parametrize('version', ['v2', 'v3'])
@@ -130,7 +118,7 @@ def test_feature_maps_of_one_pixel(version):
     x = torch.randn(1, 3, 32, 64)
     with pytest.raises(RuntimeError):
         with torch.no_grad():
-            timm_taps(reference, x)
+            timm_taps(reference, x, TAPS)
     ours = ours_from_timm(version, 1.0, reference)
     with torch.no_grad():
         outputs = ours(x)
@@ -202,7 +190,7 @@ def test_converter_takes_timm_and_official_layouts(version, width, tmp_path, cap
     model.init_weights()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        assert_close(timm_taps(reference, x), model.eval()(x))
+        assert_close(timm_taps(reference, x, TAPS), model.eval()(x))
     # Back to timm's layout, exactly.
     status, _, err = run_tool_in_process(CONVERTER, tmp_path / 'ours.pth', tmp_path / 'back.pth',
                                          '--reverse', '--version', version, '--widen-factor',
@@ -234,3 +222,14 @@ def test_identify_names_every_version():
         name = {'v1': 'GhostNet', 'v2': 'GhostNetV2', 'v3': 'GhostNetV3'}[version]
         assert identify_ghostnet(state) == f'a {name}-1.3x'
         assert identify_ghostnet(mmdet_to_official(state)) == f'a {name}-1.3x'
+
+
+@pytest.mark.parametrize('version', ['v1', 'v3'])
+def test_forward_compiles_as_one_graph(version):
+    """torch.compile takes the whole forward without graph breaks (V3 has
+    every piece: DFC attention and the branches), in NHWC as on GPUs."""
+    import torch._dynamo
+    model = CLASSES[version](out_indices=(4, 6, 8), channels_last=True).eval()
+    explanation = torch._dynamo.explain(model)(torch.randn(1, 3, 64, 64))
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    assert explanation.graph_count == 1
