@@ -10,14 +10,28 @@
 #   editable mode. Then verifies that mmcv's ops run and the plugin registers.
 #
 # Idempotent: a second run reuses the venv and the cached mmcv wheel (about a
-# minute). The mmcv wheel is keyed on the torch version it was built against,
-# so changing torch triggers a rebuild.
+# minute). The mmcv wheel is keyed on the torch version it was built against
+# (and, for CUDA builds, the CUDA version and GPU architectures), so changing
+# torch triggers a rebuild.
+#
+# On a machine with an NVIDIA GPU, mmcv is built with its CUDA ops (NMS,
+# RoIAlign, sigmoid focal loss ... on the GPU). That needs an nvcc of the
+# CUDA major version torch was built for (13 for torch 2.14.1+cu130): the
+# script takes one from CUDA_HOME, PATH or /usr/local/cuda if it matches,
+# else installs NVIDIA's nvcc, headers and NVVM packages of that version
+# into the venv and builds with those. Without a GPU it builds the CPU ops,
+# unless FORCE_CUDA=1 (a wheel for a GPU machine).
 #
 # Environment overrides:
 #   PYTHON                 interpreter for the venv (default: python3.11)
 #   GHOSTNET_MMDET_VENV    venv location (default: <repo>/.venv)
 #   GHOSTNET_MMDET_CACHE   wheel cache (default: ~/.cache/ghostnet_mmdet)
 #   MAX_JOBS               parallel compile jobs for mmcv (default: nproc)
+#   FORCE_CUDA=1           build the CUDA ops without a GPU
+#   TORCH_CUDA_ARCH_LIST   GPU architectures to compile for (default: those of
+#                          the GPUs found; without one, 9.0 = H100/H200)
+#   GHOSTNET_MMDET_CUDA_FROM_PIP=1  use NVIDIA's pip packages even where a
+#                          matching nvcc is installed
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -70,7 +84,64 @@ step "torch $TORCH_VERSION and torchvision $TORCHVISION_VERSION"
 # The wheel is specific to the exact torch build, the Python tag and the patch.
 TORCH_FULL=$("$PY" -c 'import torch; print(torch.__version__)')
 PY_TAG=$("$PY" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
+TORCH_CUDA=$("$PY" -c 'import torch; print(torch.version.cuda or "")')
+SITE=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+
+step "CPU or CUDA ops"
+GPU_ARCHS=$("$PY" - <<'PYEOF'
+import torch
+if torch.cuda.is_available():
+    caps = sorted({torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())})
+    print(';'.join(f'{major}.{minor}' for major, minor in caps))
+PYEOF
+)
+WITH_CUDA=0
+if [ -n "$GPU_ARCHS" ] || [ "${FORCE_CUDA:-0}" = "1" ]; then
+    [ -n "$TORCH_CUDA" ] || die "torch $TORCH_FULL has no CUDA; install a CUDA build of torch or unset FORCE_CUDA"
+    WITH_CUDA=1
+    CUDA_ARCHS=${TORCH_CUDA_ARCH_LIST:-${GPU_ARCHS:-9.0}}
+    echo "    CUDA ops for CUDA $TORCH_CUDA, architectures $CUDA_ARCHS${GPU_ARCHS:+ (GPUs found: $GPU_ARCHS)}"
+else
+    echo "    no NVIDIA GPU (and FORCE_CUDA unset): CPU ops"
+fi
+
+nvcc_major() {
+    "$1" --version 2>/dev/null | sed -n 's/.*release \([0-9]*\)\..*/\1/p' | head -n 1
+}
+
+# An nvcc of torch's CUDA major version: installed, or NVIDIA's pip packages.
+find_cuda_home() {
+    local wanted=${TORCH_CUDA%%.*} candidate
+    if [ "${GHOSTNET_MMDET_CUDA_FROM_PIP:-0}" != "1" ]; then
+        for candidate in "${CUDA_HOME:-}" "$(dirname "$(dirname "$(command -v nvcc 2>/dev/null || echo /x/x)")")" /usr/local/cuda; do
+            if [ -n "$candidate" ] && [ -x "$candidate/bin/nvcc" ] &&
+                [ "$(nvcc_major "$candidate/bin/nvcc")" = "$wanted" ]; then
+                echo "$candidate"
+                return
+            fi
+        done
+    fi
+    # NVIDIA's wheels put the toolkit under site-packages/nvidia/cu<major>; a
+    # folder of links gives it the layout of a CUDA install (lib64, libcudart.so).
+    "${PIP[@]}" install -q "nvidia-cuda-nvcc==$TORCH_CUDA.*" "nvidia-cuda-crt==$TORCH_CUDA.*" \
+        "nvidia-nvvm==$TORCH_CUDA.*" "nvidia-cuda-cccl==$TORCH_CUDA.*" \
+        "nvidia-cuda-runtime==$TORCH_CUDA.*" >&2
+    local packaged="$SITE/nvidia/cu$wanted" toolkit="$CACHE/cuda-$TORCH_CUDA-pip"
+    [ -x "$packaged/bin/nvcc" ] || die "NVIDIA's nvcc package did not install $packaged/bin/nvcc"
+    rm -rf "$toolkit" && mkdir -p "$toolkit/lib"
+    for entry in bin include nvvm; do
+        [ -e "$packaged/$entry" ] && ln -s "$packaged/$entry" "$toolkit/$entry"
+    done
+    for library in "$packaged"/lib/*; do ln -s "$library" "$toolkit/lib/"; done
+    [ -e "$toolkit/lib/libcudart.so" ] || ln -s "$(ls "$packaged"/lib/libcudart.so.* | head -n 1)" "$toolkit/lib/libcudart.so"
+    ln -s lib "$toolkit/lib64"
+    echo "$toolkit"
+}
+
 MMCV_KEY="mmcv-${MMCV_VERSION}_torch-${TORCH_FULL}_${PY_TAG}_r${MMCV_BUILD_REVISION}"
+if [ "$WITH_CUDA" = "1" ]; then
+    MMCV_KEY="${MMCV_KEY}_cuda${TORCH_CUDA}_sm$(echo "$CUDA_ARCHS" | tr -d '.+' | tr ';' '-')"
+fi
 MMCV_WHEEL_DIR="$CACHE/wheels/$MMCV_KEY"
 MMCV_STAMP="$VENV/.mmcv-build-key"
 
@@ -109,13 +180,32 @@ PYEOF
     grep -q -- '-std=c++17' "$src/setup.py" || die "mmcv setup.py has no -std=c++17 flag to patch; the sdist changed"
     sed -i 's/-std=c++17/-std=c++20/g' "$src/setup.py"
 
-    step "build mmcv $MMCV_VERSION with compiled ops (15-30 minutes on 2 cores; cached afterwards)"
-    MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
-        "${PIP[@]}" wheel -v --no-build-isolation --no-deps -w "$work/dist" "$src" 2>&1 |
+    local cuda_env=(FORCE_CUDA=0)
+    if [ "$WITH_CUDA" = "1" ]; then
+        step "find an nvcc for CUDA $TORCH_CUDA"
+        local cuda_home
+        cuda_home=$(find_cuda_home) || true
+        [ -n "$cuda_home" ] && [ -x "$cuda_home/bin/nvcc" ] ||
+            die "no nvcc for CUDA $TORCH_CUDA: install CUDA $TORCH_CUDA (set CUDA_HOME), or check that pip can install nvidia-cuda-nvcc==$TORCH_CUDA.*"
+        echo "    CUDA_HOME=$cuda_home ($("$cuda_home/bin/nvcc" --version | tail -n 1))"
+        # torch's CUDA headers include cuBLAS/cuSPARSE/cuSOLVER headers, which
+        # torch's own NVIDIA wheels put beside the venv's CUDA runtime (a
+        # toolkit without the math libraries lacks them).
+        local wheel_headers="$SITE/nvidia/cu${TORCH_CUDA%%.*}/include"
+        cuda_env=(FORCE_CUDA=1 "CUDA_HOME=$cuda_home" "TORCH_CUDA_ARCH_LIST=$CUDA_ARCHS"
+                  "PATH=$cuda_home/bin:$PATH" "MMCV_CUDA_ARGS=-I$wheel_headers"
+                  "CPLUS_INCLUDE_PATH=$wheel_headers${CPLUS_INCLUDE_PATH:+:$CPLUS_INCLUDE_PATH}")
+        step "build mmcv $MMCV_VERSION with CPU and CUDA ops (an hour or more on 2 cores; cached afterwards)"
+    else
+        step "build mmcv $MMCV_VERSION with compiled ops (15-30 minutes on 2 cores; cached afterwards)"
+    fi
+    env "${cuda_env[@]}" MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
+        "$PY" -m pip --disable-pip-version-check wheel -v --no-build-isolation --no-deps \
+        -w "$work/dist" "$src" 2>&1 |
         grep --line-buffered -E '^\[[0-9]+/[0-9]+\]|error|Error|Successfully|Created wheel' || true
     local built
     built=$(ls "$work"/dist/mmcv-*.whl 2>/dev/null | head -n 1)
-    [ -n "$built" ] || die "mmcv build produced no wheel (full log: rerun with 'pip wheel -v' in $src)"
+    [ -n "$built" ] || die "mmcv build produced no wheel (the errors are above; the sources are in $src: rerun 'pip wheel -v --no-build-isolation .' there for the full log)"
     mkdir -p "$CACHE/wheels"
     # Move into place atomically so an interrupted build never leaves a half wheel.
     local staging="$CACHE/wheels/.$MMCV_KEY.$$"
@@ -155,14 +245,24 @@ else
 fi
 
 step "verify the stack"
-"$PY" - <<'PYEOF'
+WITH_CUDA=$WITH_CUDA "$PY" - <<'PYEOF'
+import os
 import torch
 import mmcv
-from mmcv.ops import batched_nms
+from mmcv.ops import batched_nms, get_compiling_cuda_version
 boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 11., 11.], [50., 50., 60., 60.]])
 scores = torch.tensor([0.9, 0.8, 0.7])
 dets, keep = batched_nms(boxes, scores, torch.tensor([0, 0, 0]), dict(type='nms', iou_threshold=0.5))
 assert keep.tolist() == [0, 2], f'mmcv.ops.batched_nms gave {keep.tolist()}, expected [0, 2]'
+if os.environ['WITH_CUDA'] == '1':
+    compiled = get_compiling_cuda_version()
+    assert compiled != 'not available', 'mmcv was built without its CUDA ops'
+    print(f'    mmcv CUDA ops compiled with CUDA {compiled}')
+    if torch.cuda.is_available():
+        _, keep_gpu = batched_nms(boxes.cuda(), scores.cuda(), torch.tensor([0, 0, 0]).cuda(),
+                                  dict(type='nms', iou_threshold=0.5))
+        assert keep_gpu.tolist() == [0, 2], f'CUDA batched_nms gave {keep_gpu.tolist()}'
+        print(f'    CUDA ops run on {torch.cuda.get_device_name(0)}')
 import mmdet
 import ghostnet_mmdet
 from mmdet.registry import MODELS
