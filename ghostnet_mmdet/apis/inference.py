@@ -3,6 +3,7 @@ what the demo, the exporter and the benchmarks share."""
 from typing import Optional, Union
 
 from mmengine.config import Config
+from mmengine.hub import get_config
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
@@ -18,13 +19,18 @@ def config_metainfo(cfg: Config) -> dict:
 
 def load_detector(config: Union[str, Config], checkpoint: Optional[str] = None,
                   device: str = 'cpu'):
-    """The detector of ``config`` in eval mode, with ``checkpoint`` loaded
+    """The detector of ``config`` (a file, a package config such as
+    ``'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'``, or a Config) in eval mode, with ``checkpoint`` loaded
     after :func:`check_detector_checkpoint` accepted it (strictly), and, as
     MMDetection's ``init_detector`` gives it, ``model.cfg`` and
     ``model.dataset_meta`` (the checkpoint's classes, the config's palette).
     Without a checkpoint the weights are the config's initialisation, minus
     pretrained backbone weights."""
-    cfg = Config.fromfile(config) if isinstance(config, str) else config
+    if isinstance(config, str):
+        # 'mmdet::retinanet/...py' names a config inside an installed package.
+        cfg = get_config(config) if '::' in config else Config.fromfile(config)
+    else:
+        cfg = config
     cfg.model.backbone.init_cfg = None  # the checkpoint has every weight
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     model = MODELS.build(cfg.model)
