@@ -53,8 +53,9 @@ class GhostShapesDataset(CocoDataset):
         if self.generate_if_missing:
             generate_shapes_dataset(self.data_root, self.splits, self.image_size, self.seed,
                                     verbose=get_dist_info()[0] == 0)
-            if self.ann_file.endswith('_train.json'):
-                # A fingerprint to compare runs on different machines with.
+            if self.ann_file.endswith('_train.json') and get_dist_info()[0] == 0:
+                # A fingerprint to compare runs on different machines with;
+                # only rank 0 logs, so only rank 0 reads the files for it.
                 print_log(f'GhostShapes {self.data_root}: generator v{GENERATOR_VERSION}, '
                           f'splits {self.splits}, seed {self.seed}, content sha256 '
                           f'{content_digest(self.data_root)[:16]}', logger='current')
