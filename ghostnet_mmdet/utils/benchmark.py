@@ -55,3 +55,14 @@ def spread_head_scores(detector: torch.nn.Module, seed: int = 0) -> None:
         if 'cls' in name or 'obj' in name:
             spread = torch.randn(param.shape, generator=generator)
             param.data = spread * 2 - 2 if name.endswith('bias') else spread * 0.05
+
+
+def detector_to_time(config: str, checkpoint=None) -> torch.nn.Module:
+    """A detector for the latency benchmarks: ``checkpoint`` loaded (checked
+    to fit), or, without one, the config's initialisation with
+    :func:`spread_head_scores`, so that NMS has a trained model's work."""
+    from ..apis import load_detector  # apis imports utils: import on use
+    model = load_detector(config, checkpoint)
+    if not checkpoint:
+        spread_head_scores(model)
+    return model

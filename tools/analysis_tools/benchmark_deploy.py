@@ -18,9 +18,8 @@ import torch
 
 from mmdet.structures import DetDataSample
 import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
-from ghostnet_mmdet.apis import load_detector
 from ghostnet_mmdet.deploy import export_onnx, load_session, prepare_for_export
-from ghostnet_mmdet.utils.benchmark import interleaved, medians, spread_head_scores
+from ghostnet_mmdet.utils.benchmark import detector_to_time, interleaved, medians
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DETECTORS = {
@@ -36,11 +35,8 @@ MODES = ('eager', 'fused', 'onnxruntime')
 
 
 def build(config, checkpoint=None):
-    model = load_detector(config if config.startswith('mmdet::') else osp.join(REPO, config),
-                          checkpoint)
-    if not checkpoint:
-        spread_head_scores(model)
-    return model
+    return detector_to_time(config if config.startswith('mmdet::') else osp.join(REPO, config),
+                            checkpoint)
 
 
 def fused(model):

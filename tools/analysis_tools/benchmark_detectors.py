@@ -20,16 +20,12 @@ import os.path as osp
 import torch
 
 import ghostnet_mmdet  # noqa: F401
-from ghostnet_mmdet.apis import load_detector
 from ghostnet_mmdet.deploy import prepare_for_export
-from ghostnet_mmdet.utils.benchmark import interleaved, medians, spread_head_scores
+from ghostnet_mmdet.utils.benchmark import detector_to_time, interleaved, medians
 
 
 def build(config, checkpoint=None, fuse=False):
-    model = load_detector(config, checkpoint)
-    if not checkpoint:
-        spread_head_scores(model)
-    return prepare_for_export(model, fuse=fuse)
+    return prepare_for_export(detector_to_time(config, checkpoint), fuse=fuse)
 
 
 def main():
