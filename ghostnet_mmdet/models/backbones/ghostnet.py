@@ -14,7 +14,7 @@ re-parameterisable branches.
 """
 import math
 import numbers
-from typing import List, NamedTuple, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -28,7 +28,7 @@ from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 
 from mmdet.models.utils import make_divisible
 
-from ..layers.ghost_blocks import GhostBottleneck
+from ..layers.ghost_blocks import ChannelLayout, GhostBottleneck, pad_conv
 
 # One row per Ghost bottleneck: kernel, expansion (mid) channels, output
 # channels, squeeze-excite ratio, stride. Grouped into the nine stages of the
@@ -58,6 +58,8 @@ CHANNEL_DIVISOR = 4
 # blocks of the network from 0), as the reference code does.
 FIRST_ATTENTION_BLOCK = 2
 VERSIONS = ('v1', 'v2', 'v3')
+# Channel multiple of the padded deploy form (see deploy_channel_block).
+DEFAULT_CHANNEL_BLOCK = 8
 
 
 class BlockPlan(NamedTuple):
@@ -228,9 +230,17 @@ class GhostNet(BaseModule):
             2-core CPU (oneDNN): a training step of RetinaNet-GhostNet at
             256x256, batch 8, about 5% faster. Defaults to False.
         deploy (bool): Build the inference form directly: every
-            convolution with a bias and no norm layer, as
-            :meth:`switch_to_deploy` leaves it, so that its checkpoints load.
-            Inference only. Defaults to False.
+            convolution with a bias and no norm layer, channels padded
+            with ``deploy_channel_block``, as :meth:`switch_to_deploy`
+            leaves it, so that its checkpoints load. Inference only.
+            Defaults to False.
+        deploy_channel_block (int): In the deploy form, pad the halves of
+            every ghost module (and the squeeze-excite hidden layers) with
+            zero channels to a multiple of this, so that CPU runtimes keep
+            the backbone in their blocked channel layout (8 channels on
+            AVX2, 16 on AVX-512) instead of reordering around every
+            concatenation; the outputs stay the same numbers. 1 pads
+            nothing. Defaults to 8.
         init_cfg (dict or list[dict], optional): Initialization config. With
             ``dict(type='Pretrained', checkpoint=PATH[, prefix=...])`` the
             checkpoint may be in this layout or in the official/timm layout,
@@ -253,6 +263,7 @@ class GhostNet(BaseModule):
                  with_cp: bool = False,
                  channels_last: bool = False,
                  deploy: bool = False,
+                 deploy_channel_block: int = DEFAULT_CHANNEL_BLOCK,
                  init_cfg: OptMultiConfig = None) -> None:
         if init_cfg is None:
             init_cfg = [
@@ -278,6 +289,9 @@ class GhostNet(BaseModule):
         if not isinstance(channels_last, bool):
             raise TypeError(f'channels_last must be True or False, but got {channels_last!r}')
         self.channels_last = channels_last
+        self.deploy_channel_block = _check_channel_block(deploy_channel_block)
+        # Layouts of the outputs in the padded deploy form (None: natural).
+        self._output_layouts = None
         self.plan = ghostnet_plan(widen_factor, self.version)
         self.stage_channels = self.plan.output_channels()
         self.out_channels = [self.stage_channels[i] for i in self.out_indices]
@@ -308,6 +322,8 @@ class GhostNet(BaseModule):
                                      self.plan.final_channels, 1, **common))
         self.blocks = nn.ModuleList(blocks)
         self._freeze_stages()
+        if self.deploy:
+            self._pad_channels(self.deploy_channel_block)
 
     @staticmethod
     def get_out_channels(widen_factor: float = 1.0,
@@ -330,16 +346,22 @@ class GhostNet(BaseModule):
                 for param in module.parameters():
                     param.requires_grad = False
 
-    def switch_to_deploy(self) -> None:
+    def switch_to_deploy(self, channel_block: Optional[int] = None) -> None:
         """Turn the network into its inference form, in place: every
         BatchNorm folded into the convolution before it (mmcv's
         ``fuse_conv_bn``: the stem, both convolutions of every ghost module,
-        the stride-2 depthwise convolutions, the shortcuts, the final conv).
-        The outputs stay the same within float rounding; the state dict is
-        then that of ``deploy=True``. Afterwards the network cannot train.
-        MMDeploy calls this method by its name."""
+        the stride-2 depthwise convolutions, the shortcuts, the final conv),
+        V3's branches merged, and every ghost module's halves padded with
+        zero channels to a multiple of ``channel_block`` (default
+        ``deploy_channel_block``; 1 pads nothing), so that exported graphs
+        keep the runtimes' blocked layouts. The outputs stay the same
+        within float rounding; the state dict is then that of
+        ``deploy=True`` (with the same block). Afterwards the network
+        cannot train. MMDeploy calls this method by its name."""
         if self.deploy:
             return
+        if channel_block is not None:
+            self.deploy_channel_block = _check_channel_block(channel_block)
         others = sorted({type(m).__name__ for m in self.modules()
                          if isinstance(m, (nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d))})
         if others:
@@ -349,11 +371,32 @@ class GhostNet(BaseModule):
             if module is not self and hasattr(module, 'switch_to_deploy'):
                 module.switch_to_deploy()
         fuse_conv_bn(self)
+        self._pad_channels(self.deploy_channel_block)
         for param in self.parameters():
             param.detach_()
             param.requires_grad_(False)
         self.deploy = True
         self.eval()
+
+    def _pad_channels(self, block: int) -> None:
+        """The padded deploy form (see ``deploy_channel_block``): every
+        feature map between blocks in the layout of a ghost module's output,
+        the stem's included (the first block adds it to its own output),
+        and the outputs cut back to their natural channels."""
+        if block == 1:
+            return
+        layout = ChannelLayout.ghost(self.plan.stem_channels, block)
+        pad_conv(self.stem, ChannelLayout.plain(self.in_channels), layout)
+        layouts = []
+        for stage in self.blocks[:len(GHOSTNET_ARCH)]:
+            for block_module in stage:
+                layout = block_module.pad_channels(layout, block)
+            layouts.append(layout)
+        if len(self.blocks) > len(GHOSTNET_ARCH):
+            layout = ChannelLayout.plain(self.plan.final_channels, block)
+            pad_conv(self.blocks[-1], layouts[-1], layout)
+            layouts.append(layout)
+        self._output_layouts = layouts
 
     def train(self, mode: bool = True) -> 'GhostNet':
         """Switch mode, keeping frozen stages and (with ``norm_eval``) all
@@ -407,7 +450,8 @@ class GhostNet(BaseModule):
         for index, block in enumerate(self.blocks):
             x = block(x)
             if index in self.out_indices:
-                outs.append(x)
+                outs.append(x if self._output_layouts is None else
+                            self._output_layouts[index].to_natural(x))
         return tuple(outs)
 
 
@@ -446,6 +490,13 @@ class GhostNetV3(GhostNet):
     """
     version = 'v3'
     num_branches = 3
+
+
+def _check_channel_block(block) -> int:
+    if isinstance(block, bool) or not isinstance(block, int) or block < 1:
+        raise ValueError('deploy_channel_block must be a positive int (1: no padding, 8: '
+                         f'AVX2 blocks, 16: AVX-512 blocks), but got {block!r}')
+    return block
 
 
 def _check_group_norm(norm_cfg: OptConfigType, channel_counts: List[int]) -> None:

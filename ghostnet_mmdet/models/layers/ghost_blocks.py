@@ -13,7 +13,9 @@ layout differs from the official code and timm by ConvModule's ``conv``/
 ``bn`` names; :mod:`ghostnet_mmdet.utils.checkpoint_conversion` maps between
 them.
 """
+import copy
 import math
+from typing import NamedTuple, Tuple
 
 import torch
 import torch.nn as nn
@@ -25,6 +27,100 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdet.models.utils import make_divisible
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+class ChannelLayout(NamedTuple):
+    """Where the channels of a feature map lie in the padded deploy form:
+    natural channel ``j`` is channel ``positions[j]`` of ``total``; the
+    others are padding, which every consumer multiplies by zero weights.
+
+    Runtimes keep a tensor in their blocked channel layout (8 channels a
+    block on AVX2, 16 on AVX-512) only where its channel count is a multiple
+    of the block, and through a Concat only where every input is; padding
+    the ghost modules' halves to such multiples keeps the whole backbone in
+    that layout.
+    """
+    total: int
+    positions: Tuple[int, ...]
+
+    @classmethod
+    def plain(cls, channels: int, block: int = 1) -> 'ChannelLayout':
+        """``channels`` in order, zeros after them up to a multiple of ``block``."""
+        return cls(_round_up(channels, block), tuple(range(channels)))
+
+    @classmethod
+    def ghost(cls, channels: int, block: int) -> 'ChannelLayout':
+        """A ghost module's output: the intrinsic half and the cheap half,
+        each padded to a multiple of ``block`` (ratio 2)."""
+        intrinsic = math.ceil(channels / 2)
+        half = _round_up(intrinsic, block)
+        return cls(2 * half, tuple(range(intrinsic)) + tuple(range(half, half + channels - intrinsic)))
+
+    def runs(self) -> Tuple[Tuple[int, int], ...]:
+        """The natural channels as ``(start, stop)`` runs of consecutive positions."""
+        runs, start = [], self.positions[0]
+        for previous, position in zip(self.positions, self.positions[1:]):
+            if position != previous + 1:
+                runs.append((start, previous + 1))
+                start = position
+        runs.append((start, self.positions[-1] + 1))
+        return tuple(runs)
+
+    def to_natural(self, x: torch.Tensor) -> torch.Tensor:
+        """The natural channels of a padded feature map, in order: one
+        slice, or one gather (a concatenation of the runs would join
+        tensors off the block)."""
+        if self.total == len(self.positions):
+            return x
+        runs = self.runs()
+        if len(runs) == 1:
+            return x[:, runs[0][0]:runs[0][1]]
+        return x.index_select(1, torch.tensor(self.positions, device=x.device))
+
+
+def pad_conv(module: nn.Module, in_layout: ChannelLayout, out_layout: ChannelLayout) -> None:
+    """Give ``module.conv`` (of a ConvModule or a deployed RepConvModule)
+    the padded input and output layouts, in place: its weights at the
+    natural channels' positions, zeros elsewhere, so it computes the same
+    numbers. Dense and depthwise convolutions only."""
+    conv = module.conv
+    depthwise = conv.groups > 1 and conv.groups == conv.in_channels == conv.out_channels
+    if conv.groups != 1 and not depthwise:
+        raise ValueError(f'channel padding supports dense and depthwise convolutions, not '
+                         f'groups={conv.groups} with {conv.in_channels} input channels')
+    if len(in_layout.positions) != conv.in_channels or \
+            len(out_layout.positions) != conv.out_channels:
+        raise ValueError(f'layouts of {len(in_layout.positions)} and {len(out_layout.positions)} '
+                         f'channels do not fit a conv from {conv.in_channels} to '
+                         f'{conv.out_channels} channels')
+    if depthwise and in_layout != out_layout:
+        raise ValueError('a depthwise convolution keeps its channels where they are: its input '
+                         'and output layouts must be the same')
+    weight = conv.weight.detach()
+    outputs = torch.tensor(out_layout.positions, device=weight.device)
+    inputs = torch.tensor(in_layout.positions, device=weight.device)
+    rows = weight.new_zeros((out_layout.total, ) + weight.shape[1:])
+    rows[outputs] = weight
+    if depthwise:
+        padded_weight = rows
+    else:
+        padded_weight = weight.new_zeros((out_layout.total, in_layout.total) + weight.shape[2:])
+        padded_weight[:, inputs] = rows
+    bias = weight.new_zeros(out_layout.total)
+    if conv.bias is not None:
+        bias[outputs] = conv.bias.detach()
+    padded = copy.deepcopy(conv)
+    padded.in_channels, padded.out_channels = in_layout.total, out_layout.total
+    padded.groups = out_layout.total if depthwise else 1
+    padded.weight = nn.Parameter(padded_weight, requires_grad=conv.weight.requires_grad)
+    padded.bias = nn.Parameter(bias, requires_grad=conv.weight.requires_grad)
+    module.conv = padded
+    if hasattr(module, 'in_channels'):  # ConvModule's record of its conv
+        module.in_channels, module.out_channels = padded.in_channels, padded.out_channels
 
 
 class SqueezeExcite(BaseModule):
@@ -58,10 +154,23 @@ class SqueezeExcite(BaseModule):
             norm_cfg=None, act_cfg=None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Global average pool as a mean: cheaper than AdaptiveAvgPool2d on CPU.
-        gate = self.conv_expand(self.conv_reduce(x.mean((2, 3), keepdim=True)))
+        # Global average pool as a mean: cheaper than AdaptiveAvgPool2d on CPU
+        # in PyTorch; exported as GlobalAveragePool, which runtimes run in
+        # their blocked layouts (ReduceMean they do not).
+        if torch.onnx.is_in_onnx_export():
+            pooled = F.adaptive_avg_pool2d(x, 1)
+        else:
+            pooled = x.mean((2, 3), keepdim=True)
+        gate = self.conv_expand(self.conv_reduce(pooled))
         # hard_sigmoid(x) = relu6(x + 3) / 6, the gate of the reference code.
         return x * F.hardsigmoid(gate)
+
+    def pad_channels(self, layout: ChannelLayout, block: int) -> None:
+        """Deploy form: the input's padded layout; the hidden layer padded
+        to a multiple of ``block``."""
+        hidden = ChannelLayout.plain(self.conv_reduce.conv.out_channels, block)
+        pad_conv(self.conv_reduce, layout, hidden)
+        pad_conv(self.conv_expand, hidden, layout)
 
 
 def _fold_batch_norm(kernel: torch.Tensor, norm: nn.Module):
@@ -282,16 +391,39 @@ class GhostModule(BaseModule):
             self.cheap_operation = ConvModule(**cheap)
         self.short_conv = DFCAttention(in_channels, out_channels, kernel_size, stride,
                                        conv_cfg=conv_cfg, norm_cfg=norm_cfg) if attention else None
+        self.ratio = ratio
+        # Channels of the output tensor: out_channels, or in the padded
+        # deploy form (pad_channels) both halves padded.
+        self.output_channels = out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         intrinsic = self.primary_conv(x)
         ghost = self.cheap_operation(intrinsic)
         out = torch.cat([intrinsic, ghost], dim=1)
-        if out.shape[1] != self.out_channels:
-            out = out[:, :self.out_channels]
+        if out.shape[1] != self.output_channels:
+            out = out[:, :self.output_channels]
         if self.short_conv is not None:
             out = self.short_conv(x, out)
         return out
+
+    def pad_channels(self, in_layout: ChannelLayout, block: int) -> ChannelLayout:
+        """Deploy form without layout breaks, in place (after BatchNorm is
+        folded): both halves padded with zero channels to a multiple of
+        ``block``, so the concatenation joins aligned tensors and needs no
+        slice. Returns the layout of the output."""
+        if self.ratio != 2:
+            raise ValueError(f'channel padding supports ghost modules of ratio 2, not {self.ratio}')
+        out_layout = ChannelLayout.ghost(self.out_channels, block)
+        half = out_layout.total // 2
+        intrinsic = ChannelLayout(half, out_layout.positions[:math.ceil(self.out_channels / 2)])
+        pad_conv(self.primary_conv, in_layout, intrinsic)
+        pad_conv(self.cheap_operation, intrinsic, intrinsic)
+        if self.short_conv is not None:
+            pad_conv(self.short_conv[0], in_layout, out_layout)
+            pad_conv(self.short_conv[1], out_layout, out_layout)
+            pad_conv(self.short_conv[2], out_layout, out_layout)
+        self.output_channels = out_layout.total
+        return out_layout
 
 
 class GhostBottleneck(BaseModule):
@@ -379,6 +511,25 @@ class GhostBottleneck(BaseModule):
                     act_cfg=None, **common),
                 ConvModule(in_channels, out_channels, 1, act_cfg=None,
                            **common))
+
+    def pad_channels(self, in_layout: ChannelLayout, block: int) -> ChannelLayout:
+        """Deploy form without layout breaks (see :meth:`GhostModule.pad_channels`):
+        every convolution of the block over padded layouts. Returns the
+        layout of the output (a ghost module's, as the shortcut adds to it)."""
+        mid = self.ghost1.pad_channels(in_layout, block)
+        if self.conv_dw is not None:
+            pad_conv(self.conv_dw, mid, mid)
+        if self.se is not None:
+            self.se.pad_channels(mid, block)
+        out = self.ghost2.pad_channels(mid, block)
+        if isinstance(self.shortcut, nn.Identity):
+            if in_layout != out:
+                raise ValueError(f'an identity shortcut needs the input in the output layout '
+                                 f'{out}, got {in_layout}')
+        else:
+            pad_conv(self.shortcut[0], in_layout, in_layout)
+            pad_conv(self.shortcut[1], in_layout, out)
+        return out
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.ghost1(x)

@@ -1,0 +1,130 @@
+"""The layout-clean deploy form: every ghost module's halves padded with zero
+channels to a multiple of the runtimes' channel block, the same numbers as
+the plain network, and an exported graph whose backbone a CPU runtime can
+keep in its blocked layout throughout."""
+import re
+
+import pytest
+import torch
+
+from ghostnet_mmdet.deploy.layout import layout_breaks
+from ghostnet_mmdet.models import GhostNet, GhostNetV2, GhostNetV3
+from ghostnet_mmdet.models.layers import ChannelLayout, GhostModule
+
+from .conftest import randomize_norm_stats
+from .test_ghostnet_family import ours_from_timm, timm_model
+
+CLASSES = {'v1': GhostNet, 'v2': GhostNetV2, 'v3': GhostNetV3}
+TAPS = (2, 4, 6, 8, 9)
+
+
+def assert_relative_close(expected, actual, rtol=1e-5):
+    for exp, act in zip(expected, actual):
+        assert exp.shape == act.shape
+        scale = exp.abs().max().item()
+        assert (exp - act).abs().max().item() <= rtol * scale + 1e-6, scale
+
+
+@pytest.mark.parametrize('version', ['v1', 'v2', 'v3'])
+@pytest.mark.parametrize('width', [0.5, 1.0, 1.3])
+def test_padded_deploy_form_equals_the_plain_network(version, width):
+    if version == 'v3':
+        # V3's summed branches from a Kaiming start grow to 1e8 by stage 8;
+        # timm's initialisation keeps them at the scale of trained weights.
+        model = ours_from_timm('v3', width, timm_model('v3', width))
+    else:
+        model = CLASSES[version](widen_factor=width, out_indices=TAPS)
+        randomize_norm_stats(model)
+    model.eval()
+    x = torch.randn(1, 3, 96, 128)
+    block = 16 if width == 1.0 else 8  # both blocks, without doubling the cases
+    with torch.no_grad():
+        expected = model(x)
+        model.switch_to_deploy(channel_block=block)
+        actual = model(x)
+    assert_relative_close(expected, actual)
+    assert [a.shape[1] for a in actual] == model.out_channels
+    ghost_modules = [m for m in model.modules() if isinstance(m, GhostModule)]
+    assert ghost_modules and all(m.output_channels % block == 0 for m in ghost_modules)
+    # Padding did pad: at these widths some halves are off the block.
+    assert any(m.output_channels != m.out_channels for m in ghost_modules)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(c.out_channels % block == 0 for c in convs)
+    assert all(c.in_channels % block == 0 for c in convs if c.in_channels != 3)
+
+
+def test_channel_block_one_is_the_plain_deploy_form_and_bad_blocks_are_named():
+    plain = GhostNet(out_indices=TAPS)
+    randomize_norm_stats(plain)
+    plain.eval()
+    padded = GhostNet(out_indices=TAPS)
+    padded.load_state_dict(plain.state_dict())
+    padded.eval()
+    plain.switch_to_deploy(channel_block=1)
+    padded.switch_to_deploy()  # deploy_channel_block, 8 by default
+    plain_params = sum(p.numel() for p in plain.parameters())
+    assert sum(p.numel() for p in padded.parameters()) > plain_params
+    assert all(m.output_channels == m.out_channels for m in plain.modules()
+               if isinstance(m, GhostModule))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert_relative_close(plain(x), padded(x))
+    for bad in (0, -8, 2.5, True, '8'):
+        with pytest.raises(ValueError, match=r'deploy_channel_block must be a positive int .*'
+                           + re.escape(f'but got {bad!r}')):
+            GhostNet(deploy_channel_block=bad)
+
+
+def test_channel_layout_of_a_ghost_module():
+    # 40 channels: halves of 20, padded to 24 each; 39: the last cheap channel is padding.
+    layout = ChannelLayout.ghost(40, 8)
+    assert layout.total == 48 and layout.runs() == ((0, 20), (24, 44))
+    odd = ChannelLayout.ghost(39, 8)
+    assert odd.total == 48 and odd.runs() == ((0, 20), (24, 43))
+    x = torch.arange(48.).reshape(1, 48, 1, 1)
+    assert layout.to_natural(x).flatten().tolist() == list(range(20)) + list(range(24, 44))
+    assert ChannelLayout.plain(40, 16).runs() == ((0, 40), )
+
+
+def export_backbone(model, path, size=64):
+    class Features(torch.nn.Module):
+        def __init__(self, backbone):
+            super().__init__()
+            self.backbone = backbone
+
+        def forward(self, x):
+            return tuple(self.backbone(x))
+
+    with torch.no_grad():
+        torch.onnx.export(Features(model).eval(), (torch.zeros(1, 3, size, size), ), str(path),
+                          dynamo=False, opset_version=17, input_names=['input'])
+
+
+@pytest.mark.parametrize('version', ['v1', 'v2'])
+def test_exported_deploy_backbone_has_no_layout_breaks(version, tmp_path):
+    """The ONNX graph of the deploy form: no convolution off the block, no
+    Concat of tensors off the block (the plain deploy form has both: the
+    check can fail)."""
+    padded = CLASSES[version](out_indices=(4, 6, 8)).eval()
+    padded.switch_to_deploy(channel_block=8)
+    export_backbone(padded, tmp_path / 'padded.onnx')
+    assert layout_breaks(str(tmp_path / 'padded.onnx'), 8, '/backbone/') == []
+    plain = CLASSES[version](out_indices=(4, 6, 8)).eval()
+    plain.switch_to_deploy(channel_block=1)
+    export_backbone(plain, tmp_path / 'plain.onnx')
+    breaks = layout_breaks(str(tmp_path / 'plain.onnx'), 8, '/backbone/')
+    assert any('Concat of [12, 12]' in b for b in breaks), breaks[:5]
+    assert any('Conv' in b for b in breaks)
+    # onnxruntime's own layout pass agrees: fewer reorders in the padded graph.
+    assert reorders(tmp_path / 'padded.onnx', tmp_path) < reorders(tmp_path / 'plain.onnx', tmp_path)
+
+
+def reorders(path, folder):
+    """ReorderInput/ReorderOutput nodes onnxruntime puts into its optimised graph."""
+    import onnx
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(folder / 'optimized.onnx')
+    ort.InferenceSession(str(path), options, providers=['CPUExecutionProvider'])
+    return sum(node.op_type.startswith('Reorder')
+               for node in onnx.load(str(folder / 'optimized.onnx')).graph.node)
