@@ -41,8 +41,9 @@ setup(
     ],
     extras_require={
         'tests': ['pytest', 'timm==1.0.31', 'safetensors'],
-        # ONNX export and onnxruntime as a backend (tools/deployment/).
-        'deploy': ['onnx==1.23.2', 'onnxruntime==1.32.0'],
+        # ONNX export, onnxruntime and OpenVINO as backends, INT8 quantization
+        # (tools/deployment/).
+        'deploy': ['onnx==1.23.2', 'onnxruntime==1.32.0', 'openvino==2026.4.1'],
     },
     zip_safe=False,
 )

@@ -1,6 +1,6 @@
 """Deploy: BatchNorm folded into the backbone (switch_to_deploy), ONNX
-export with NMS in the graph, and onnxruntime as a backend of the tools,
-checked against PyTorch on small inputs."""
+export with NMS in the graph, onnxruntime and OpenVINO as backends of the
+tools, INT8 quantization, checked against PyTorch on small inputs."""
 import json
 
 import onnx
@@ -12,7 +12,7 @@ from torchvision.ops import box_iou
 
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
-from ghostnet_mmdet.deploy import (DeployError, ExportError, OnnxRuntimeDetector, export_onnx,
+from ghostnet_mmdet.deploy import (BACKENDS, DeployError, ExportError, export_onnx,
                                    match_detections, prepare_for_export)
 from ghostnet_mmdet.models import GhostNet
 from ghostnet_mmdet.utils.benchmark import spread_head_scores
@@ -76,12 +76,12 @@ def build(config, num_classes=None):
     return cfg, model.eval()
 
 
-def predict_both(cfg, model, onnx_file, images):
-    """Detections of the PyTorch model and of the exported one, for the same
-    preprocessed batch."""
+def predict_both(cfg, model, onnx_file, images, backend='onnxruntime'):
+    """Detections of the PyTorch model and of the exported one run by
+    ``backend``, for the same preprocessed batch."""
     samples = [DetDataSample(metainfo=dict(img_shape=im.shape[1:], ori_shape=im.shape[1:],
                                            scale_factor=(1.0, 1.0))) for im in images]
-    runtime = OnnxRuntimeDetector(str(onnx_file), cfg.model.data_preprocessor)
+    runtime = BACKENDS[backend](str(onnx_file), cfg.model.data_preprocessor)
     with torch.no_grad():
         data = model.data_preprocessor(dict(inputs=images, data_samples=samples), False)
         expected = model.predict(data['inputs'], data['data_samples'])
@@ -116,8 +116,9 @@ def test_exported_detector_matches_pytorch_box_for_box(config, size, fuse, tmp_p
     generator = torch.Generator().manual_seed(1)
     images = [torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=generator)
               for _ in range(2)]
-    expected, actual = predict_both(cfg, model, onnx_file, images)
-    assert_same_detections(expected, actual)
+    for backend in BACKENDS:  # the same file, every runtime
+        expected, actual = predict_both(cfg, model, onnx_file, images, backend)
+        assert_same_detections(expected, actual)
     meta = {p.key: json.loads(p.value) for p in onnx.load(str(onnx_file)).metadata_props}
     # NMS ran in the graph: no two boxes of a class overlap more than the
     # threshold; the post-processing settings travel with the file.
@@ -129,33 +130,50 @@ def test_exported_detector_matches_pytorch_box_for_box(config, size, fuse, tmp_p
             assert overlaps.max() <= meta['postprocess']['iou_threshold'] + 1e-6
 
 
-def test_bad_onnx_inputs_are_named(tmp_path):
+@pytest.fixture(scope='module')
+def small_export(tmp_path_factory):
+    """A GhostShapes RetinaNet exported at 128x128 for 5 classes a-e."""
     cfg, model = build(SHAPES_CONFIG)
-    path = tmp_path / 'model.onnx'
+    path = tmp_path_factory.mktemp('small') / 'model.onnx'
     export_onnx(model, str(path), (128, 128), classes=['a', 'b', 'c', 'd', 'e'])
-    preprocessor = cfg.model.data_preprocessor
+    return cfg, path
+
+
+def assert_bad_inputs_are_named(runner, path, preprocessor, tmp_path):
+    """What every deployed file (FP32 or INT8) and runtime refuses, and how."""
     corrupt = tmp_path / 'corrupt.onnx'
     corrupt.write_bytes(path.read_bytes()[:5000])
-    with pytest.raises(DeployError, match=rf'{corrupt} is not an ONNX model onnxruntime can load'):
-        OnnxRuntimeDetector(str(corrupt), preprocessor)
+    names = dict(onnxruntime='onnxruntime', openvino='OpenVINO')
+    with pytest.raises(DeployError, match=rf'{corrupt} is not an ONNX model '
+                       rf'{names[runner.backend]} can load'):
+        runner(str(corrupt), preprocessor)
     with pytest.raises(DeployError, match='ONNX file not found'):
-        OnnxRuntimeDetector(str(tmp_path / 'missing.onnx'), preprocessor)
-    with pytest.raises(DeployError, match=r'exported for 5 classes \(a, b, c, d, \.\.\.\), this '
-                       r'config has 2 \(x, y\)'):
-        OnnxRuntimeDetector(str(path), preprocessor, classes=('x', 'y'))
-    runtime = OnnxRuntimeDetector(str(path), preprocessor)
-    too_big = [torch.zeros(3, 160, 128, dtype=torch.uint8)]
-    sample = DetDataSample(metainfo=dict(img_shape=(160, 128), ori_shape=(160, 128),
-                                         scale_factor=(1.0, 1.0)))
-    with pytest.raises(DeployError, match=r'made a 160x128 input, larger than the 128x128 .* '
-                       r'export with --shape 160 128'):
+        runner(str(tmp_path / 'missing.onnx'), preprocessor)
+    with pytest.raises(DeployError, match=r'exported for 5 classes \(\w+, \w+, \w+, \w+, \.\.\.\), '
+                       r'this config has 2 \(x, y\)'):
+        runner(str(path), preprocessor, classes=('x', 'y'))
+    with pytest.raises(DeployError, match='num_threads must be a positive int, got 0'):
+        runner(str(path), preprocessor, num_threads=0)
+    runtime = runner(str(path), preprocessor, num_threads=1)
+    height, width = runtime.input_size
+    too_big = [torch.zeros(3, height + 32, width, dtype=torch.uint8)]
+    sample = DetDataSample(metainfo=dict(img_shape=(height + 32, width),
+                                         ori_shape=(height + 32, width), scale_factor=(1.0, 1.0)))
+    with pytest.raises(DeployError, match=rf'made a {height + 32}x{width} input, larger than the '
+                       rf'{height}x{width} .* export with --shape {height + 32} {width}'):
         runtime.test_step(dict(inputs=too_big, data_samples=[sample]))
     foreign = tmp_path / 'foreign.onnx'
     plain = onnx.load(str(path))
     del plain.metadata_props[:]
     onnx.save(plain, str(foreign))
     with pytest.raises(DeployError, match='was not exported by tools/deployment/pytorch2onnx.py'):
-        OnnxRuntimeDetector(str(foreign), preprocessor)
+        runner(str(foreign), preprocessor)
+
+
+@pytest.mark.parametrize('backend', list(BACKENDS))
+def test_bad_onnx_inputs_are_named(backend, small_export, tmp_path):
+    cfg, path = small_export
+    assert_bad_inputs_are_named(BACKENDS[backend], path, cfg.model.data_preprocessor, tmp_path)
 
 
 def test_export_tool_and_onnxruntime_backend_of_the_tools(trained, capsys, monkeypatch):
@@ -170,24 +188,90 @@ def test_export_tool_and_onnxruntime_backend_of_the_tools(trained, capsys, monke
         onnx_file, '--fuse', '--verify', data_root / 'val' / '000000.jpg', capsys=capsys)
     assert status == 0, err[-3000:]
     assert 'onnx.checker passed' in out and 'input 1x3x256x256' in out
-    assert 'the same detections' in out
     status, _, err = run_tool_in_process(TOOLS / 'test.py', config, work_dir / 'iter_6.pth',
                                          '--work-dir', folder / 'pt', capsys=capsys)
     assert status == 0, err[-3000:]
-    status, _, err = run_tool_in_process(TOOLS / 'test.py', config, onnx_file, '--backend',
-                                         'onnxruntime', '--work-dir', folder / 'ort', capsys=capsys)
-    assert status == 0, err[-3000:]
-    pytorch, runtime = read_metrics(folder / 'pt'), read_metrics(folder / 'ort')
-    for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_s'):
-        assert abs(pytorch[key] - runtime[key]) <= 0.002, (key, pytorch[key], runtime[key])
-    status, out, err = run_tool_in_process(
-        TOOLS / 'demo.py', data_root / 'val' / '000001.jpg', config, onnx_file, '--backend',
-        'onnxruntime', '--out-dir', folder / 'ort_demo', '--score-thr', '0', capsys=capsys)
-    assert status == 0, err[-3000:]
+    assert out.count('the same detections') == len(BACKENDS)  # onnxruntime and openvino
+    pytorch = read_metrics(folder / 'pt')
     import cv2
-    picture = cv2.imread(str(folder / 'ort_demo' / '000001.png'))
     original = cv2.imread(str(data_root / 'val' / '000001.jpg'))
-    assert picture.shape == original.shape and (cv2.absdiff(picture, original) > 40).mean() > 0.001
+    for backend in BACKENDS:
+        status, _, err = run_tool_in_process(TOOLS / 'test.py', config, onnx_file, '--backend',
+                                             backend, '--num-threads', '2', '--work-dir',
+                                             folder / backend, capsys=capsys)
+        assert status == 0, err[-3000:]
+        runtime = read_metrics(folder / backend)
+        for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_s'):
+            assert abs(pytorch[key] - runtime[key]) <= 0.002, (backend, key, pytorch[key],
+                                                              runtime[key])
+        status, out, err = run_tool_in_process(
+            TOOLS / 'demo.py', data_root / 'val' / '000001.jpg', config, onnx_file, '--backend',
+            backend, '--out-dir', folder / f'{backend}_demo', '--score-thr', '0', capsys=capsys)
+        assert status == 0, err[-3000:]
+        picture = cv2.imread(str(folder / f'{backend}_demo' / '000001.png'))
+        assert picture.shape == original.shape
+        assert (cv2.absdiff(picture, original) > 40).mean() > 0.001
+
+
+def test_int8_file_is_quantized_evaluates_and_refuses_bad_inputs(trained, capsys, monkeypatch,
+                                                                 tmp_path):
+    """tools/deployment/quantize.py on the trained miniature: an INT8 QDQ
+    file calibrated on the config's training images, with the layers kept
+    in float32 that were asked for; both runtimes evaluate it through
+    tools/test.py and refuse what they refuse for float32 files."""
+    folder, config, data_root, work_dir, _ = trained
+    monkeypatch.chdir(folder)
+    int8_file, fp32_file = folder / 'tiny_int8.onnx', folder / 'tiny_fp32.onnx'
+    status, out, err = run_tool_in_process(
+        TOOLS / 'deployment' / 'quantize.py', config, work_dir / 'iter_6.pth', '--out', int8_file,
+        '--calib-images', '4', '--fp32-out', fp32_file, capsys=capsys)
+    assert status == 0, err[-3000:]
+    assert 'calibrating on 4 training images' in out and 'convolutions in INT8' in out
+    model = onnx.load(str(int8_file))
+    ops = [node.op_type for node in model.graph.node]
+    meta = {p.key: json.loads(p.value) for p in model.metadata_props}
+    record = meta['quantization']
+    assert record['calibration_images'] == 4 and record['format'] == 'QDQ'
+    assert meta['classes'] == ['circle', 'square', 'triangle', 'star', 'cross']
+    # Every quantized conv has its weights dequantized in front of it; the kept ones do not.
+    weights = {init.name for init in model.graph.initializer}
+    producers = {out: node for node in model.graph.node for out in node.output}
+    int8_convs = [n for n in model.graph.node if n.op_type == 'Conv'
+                  and producers.get(n.input[1]) is not None
+                  and producers[n.input[1]].op_type == 'DequantizeLinear']
+    assert len(int8_convs) == record['int8_convs'] > 0 and record['fp32_convs'] > 0
+    assert ops.count('QuantizeLinear') > 0 and 'NonMaxSuppression' in ops
+    stem = next(n for n in model.graph.node if n.op_type == 'Conv' and 'backbone/stem' in n.name)
+    assert stem.input[1] in weights  # kept in float32: its weights are plain
+    for backend in BACKENDS:
+        status, _, err = run_tool_in_process(TOOLS / 'test.py', config, int8_file, '--backend',
+                                             backend, '--work-dir', folder / f'{backend}_int8',
+                                             capsys=capsys)
+        assert status == 0, err[-3000:]
+        assert 'coco/bbox_mAP' in read_metrics(folder / f'{backend}_int8')
+    cfg = Config.fromfile(config)
+    preprocessor = cfg.model.data_preprocessor
+    image = [torch.from_numpy(cv2_read(data_root / 'val' / '000000.jpg'))]
+    for backend, runner in BACKENDS.items():
+        # INT8 detections stay close to float32 ones: the best boxes agree.
+        best = []
+        for path in (int8_file, fp32_file):
+            sample = DetDataSample(metainfo=dict(img_shape=(256, 256), ori_shape=(256, 256),
+                                                 scale_factor=(1.0, 1.0)))
+            result = runner(str(path), preprocessor).test_step(
+                dict(inputs=image, data_samples=[sample]))
+            best.append(result[0].pred_instances[:1])
+        assert box_iou(best[0].bboxes, best[1].bboxes).item() > 0.5, backend
+        assert_bad_inputs_are_named(runner, int8_file, preprocessor, tmp_path)
+    status, _, err = run_tool_in_process(
+        TOOLS / 'deployment' / 'quantize.py', config, work_dir / 'iter_6.pth', '--out',
+        tmp_path / 'x.onnx', '--calib-images', '0', capsys=capsys)
+    assert status == 2 and '--calib-images must be at least 1, got 0' in err
+
+
+def cv2_read(path):
+    import cv2
+    return cv2.imread(str(path)).transpose(2, 0, 1).copy()
 
 
 def test_export_refuses_unsupported_detectors_and_opsets(tmp_path):

@@ -11,6 +11,7 @@ gloo (tools/dist_test.sh CONFIG CHECKPOINT NPROC).
     python tools/test.py CONFIG CHECKPOINT
     python tools/test.py CONFIG CHECKPOINT --show-dir vis   # painted images
     python tools/test.py CONFIG model.onnx --backend onnxruntime
+    python tools/test.py CONFIG model.onnx --backend openvino --num-threads 2
 """
 import argparse
 import os
@@ -30,7 +31,7 @@ from ghostnet_mmdet.apis import check_detector_checkpoint
 from ghostnet_mmdet.apis.cli import add_trust_argument, reports_user_errors
 from ghostnet_mmdet.apis.config_check import check_detector_config
 from ghostnet_mmdet.apis.distributed import prepare_cpu_distributed
-from ghostnet_mmdet.deploy import OnnxRuntimeDetector
+from ghostnet_mmdet.deploy import BACKENDS
 from ghostnet_mmdet.utils.dataset_check import check_config_datasets, check_dataset_files
 from ghostnet_mmdet.utils.safe_load import trust_checkpoint
 
@@ -39,7 +40,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='MMDet test (and eval) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file (the .onnx file with '
-                        '--backend onnxruntime)')
+                        '--backend onnxruntime or openvino)')
     parser.add_argument('--work-dir',
                         help='the directory to save the file containing evaluation metrics')
     parser.add_argument('--out', type=str,
@@ -57,9 +58,12 @@ def parse_args(argv=None):
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--tta', action='store_true')
-    parser.add_argument('--backend', choices=['pytorch', 'onnxruntime'], default='pytorch',
+    parser.add_argument('--backend', choices=['pytorch', *BACKENDS], default='pytorch',
                         help='run the PyTorch checkpoint, or a model exported by '
-                        'tools/deployment/pytorch2onnx.py with onnxruntime (CPU)')
+                        'tools/deployment/pytorch2onnx.py (or quantize.py) with onnxruntime or '
+                        'OpenVINO (CPU)')
+    parser.add_argument('--num-threads', type=int,
+                        help="the deploy runtime's threads (default: the runtime's choice)")
     add_trust_argument(parser, 'the checkpoint')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -118,10 +122,10 @@ def main(argv=None):
     check_dataset_files(cfg, ['test'])
     if args.trust_checkpoint:
         trust_checkpoint(args.checkpoint)
-    onnx = args.backend == 'onnxruntime'
+    onnx = args.backend != 'pytorch'
     if onnx and args.tta:
-        print('error: --tta runs the PyTorch model; it does not combine with --backend '
-              'onnxruntime', file=sys.stderr)
+        print(f'error: --tta runs the PyTorch model; it does not combine with --backend '
+              f'{args.backend}', file=sys.stderr)
         return 2
     cfg.load_from = None if onnx else args.checkpoint
     if args.show or args.show_dir:
@@ -132,8 +136,10 @@ def main(argv=None):
     started_group = prepare_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     if onnx:
-        runner.model = OnnxRuntimeDetector(args.checkpoint, cfg.model.data_preprocessor,
-                                           classes=runner.test_dataloader.dataset.metainfo['classes'])
+        runner.model = BACKENDS[args.backend](
+            args.checkpoint, cfg.model.data_preprocessor,
+            classes=runner.test_dataloader.dataset.metainfo['classes'],
+            num_threads=args.num_threads)
     else:
         detector = runner.model
         while hasattr(detector, 'module'):  # DDP and the TTA wrapper hold the detector

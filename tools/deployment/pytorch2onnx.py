@@ -10,8 +10,8 @@ The graph takes the normalised, padded image tensor that the config's test
 pipeline and data preprocessor make (input ``input``, N x 3 x H x W) and
 returns ``dets`` (N x M x 5: x1, y1, x2, y2, score, in input pixels) and
 ``labels`` (N x M; -1 past an image's detections). Run it with
-``tools/test.py CONFIG model.onnx --backend onnxruntime`` or
-``tools/demo.py IMAGE CONFIG model.onnx --backend onnxruntime``.
+``tools/test.py CONFIG model.onnx --backend onnxruntime`` (or ``openvino``)
+or ``tools/demo.py IMAGE CONFIG model.onnx --backend openvino``.
 """
 import argparse
 import os.path as osp
@@ -23,8 +23,7 @@ from mmdet.utils import get_test_pipeline_cfg
 import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
 from ghostnet_mmdet.apis import load_detector
 from ghostnet_mmdet.apis.cli import add_trust_argument, reports_user_errors
-from ghostnet_mmdet.deploy import (ExportError, OnnxRuntimeDetector, export_onnx, match_detections,
-                                   prepare_for_export)
+from ghostnet_mmdet.deploy import BACKENDS, ExportError, export_onnx, match_detections, prepare_for_export
 from ghostnet_mmdet.utils.safe_load import trust_checkpoint
 
 
@@ -47,7 +46,9 @@ def parse_args(argv=None):
                         help="detections per image (default: the config's test_cfg.max_per_img, "
                         'or 1000 where it has none)')
     parser.add_argument('--verify', metavar='IMAGE',
-                        help='run this image through PyTorch and onnxruntime and compare')
+                        help='run this image through PyTorch and the deploy runtimes and compare')
+    parser.add_argument('--verify-backends', nargs='+', choices=list(BACKENDS),
+                        default=list(BACKENDS), help='the runtimes --verify runs (default: all)')
     add_trust_argument(parser, 'the checkpoint')
     return parser.parse_args(argv)
 
@@ -64,18 +65,20 @@ def default_input_size(cfg):
     raise ExportError('the test pipeline has no Resize with a scale; give --shape HEIGHT WIDTH')
 
 
-def verify(cfg, model, onnx_file, image):
-    """PyTorch and onnxruntime on one image: the detections, side by side."""
+def verify(cfg, model, onnx_file, image, backends):
+    """PyTorch and each deploy runtime on one image: the detections, side by side."""
     from mmdet.apis import inference_detector
-    runtime = OnnxRuntimeDetector(onnx_file, cfg.model.data_preprocessor)
-    runtime.cfg = cfg
     with torch.no_grad():
         expected = inference_detector(model, image).pred_instances
-        actual = inference_detector(runtime, image).pred_instances
-    mismatch = match_detections(expected, actual)
-    print(f'verify {image}: PyTorch {len(expected)} detections, onnxruntime {len(actual)}: '
-          + (f'they differ: {mismatch}' if mismatch else
-             'the same detections (labels equal, scores within 1e-5, boxes within 1e-4 px)'))
+    for backend in backends:
+        runtime = BACKENDS[backend](onnx_file, cfg.model.data_preprocessor)
+        runtime.cfg = cfg
+        with torch.no_grad():
+            actual = inference_detector(runtime, image).pred_instances
+        mismatch = match_detections(expected, actual)
+        print(f'verify {image}: PyTorch {len(expected)} detections, {backend} {len(actual)}: '
+              + (f'they differ: {mismatch}' if mismatch else
+                 'the same detections (labels equal, scores within 1e-5, boxes within 1e-4 px)'))
 
 
 @reports_user_errors
@@ -100,7 +103,7 @@ def main(argv=None):
           f'{len(info["classes"])} classes, post-processing {info["postprocess"]}; '
           'onnx.checker passed')
     if args.verify:
-        verify(cfg, model, args.out, args.verify)
+        verify(cfg, model, args.out, args.verify, args.verify_backends)
     return 0
 
 

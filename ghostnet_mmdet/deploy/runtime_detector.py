@@ -1,0 +1,148 @@
+"""What every deploy backend shares: a model that runs an exported detector
+(:mod:`ghostnet_mmdet.deploy.export`) behind the config's own data
+preprocessor and returns ``DetDataSample`` s, so that ``Runner.test`` with
+``CocoMetric``, ``inference_detector`` and the visualizer treat it like the
+PyTorch detector. A runtime adds how it loads the file and runs a batch
+(:class:`~ghostnet_mmdet.deploy.OnnxRuntimeDetector`,
+:class:`~ghostnet_mmdet.deploy.OpenVINODetector`)."""
+import json
+import os.path as osp
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+from mmengine.structures import InstanceData
+
+
+class DeployError(ValueError):
+    """An ONNX file or input that the runtime cannot use; says why."""
+
+
+INPUT_NAMES, OUTPUT_NAMES = ['input'], ['dets', 'labels']
+
+
+def first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def read_export_metadata(onnx_file: str) -> Dict:
+    """The metadata that ``export_onnx`` wrote into ``onnx_file`` (classes,
+    input size, post-processing, fused, quantization ...)."""
+    import onnx
+    try:
+        model = onnx.load(onnx_file, load_external_data=False)
+    except Exception as err:  # protobuf's DecodeError and friends
+        raise DeployError(f'{onnx_file} is not an ONNX model: {first_line(err)}') from None
+    raw = {entry.key: entry.value for entry in model.metadata_props}
+    if 'classes' not in raw or 'input_size' not in raw:
+        raise DeployError(f'{onnx_file} was not exported by tools/deployment/pytorch2onnx.py: '
+                          'it has no classes/input_size metadata')
+    return {key: json.loads(value) for key, value in raw.items()}
+
+
+def check_model_file(onnx_file: str) -> None:
+    if not osp.isfile(onnx_file):
+        raise DeployError(f'ONNX file not found: {onnx_file}')
+
+
+def check_io_names(onnx_file: str, inputs: List[str], outputs: List[str]) -> None:
+    if inputs != INPUT_NAMES or outputs != OUTPUT_NAMES:
+        raise DeployError(f'{onnx_file} has inputs {inputs} and outputs {outputs}; '
+                          f'expected {INPUT_NAMES} and {OUTPUT_NAMES}')
+
+
+def pad_to_input(inputs: torch.Tensor, input_size, pad_value: float = 0) -> torch.Tensor:
+    """A preprocessed batch padded at the bottom and right to the exported
+    ``(height, width)``, as MMDetection pads a batch."""
+    height, width = input_size
+    return F.pad(inputs, (0, width - inputs.shape[3], 0, height - inputs.shape[2]),
+                 value=float(pad_value))
+
+
+def _names(classes) -> str:
+    classes = list(classes)
+    return ', '.join(classes[:4]) + (', ...' if len(classes) > 4 else '')
+
+
+class RuntimeDetector(BaseModel):
+    """An exported detector run by a runtime, with the config's data
+    preprocessor in front of it.
+
+    Args:
+        onnx_file (str): The model written by
+            ``tools/deployment/pytorch2onnx.py`` (or ``quantize.py``).
+        data_preprocessor (dict): The detector config's ``data_preprocessor``.
+        classes (Sequence[str], optional): The config's classes; refused if
+            the model was exported for others.
+        num_threads (int, optional): The runtime's threads (default: the
+            runtime's own choice, one per core).
+    """
+    backend = ''
+
+    def __init__(self, onnx_file: str, data_preprocessor: dict, classes=None,
+                 num_threads: Optional[int] = None) -> None:
+        super().__init__(data_preprocessor=data_preprocessor)
+        if num_threads is not None and (isinstance(num_threads, bool) or
+                                        not isinstance(num_threads, int) or num_threads < 1):
+            raise DeployError(f'num_threads must be a positive int, got {num_threads!r}')
+        self.onnx_file = onnx_file
+        self.meta = self._load(onnx_file, num_threads)
+        self.input_size = tuple(self.meta['input_size'])
+        # Back to the original image as the head itself does it: YOLOXHead
+        # divides by the scale factor, the other heads multiply by its inverse.
+        self.divide = self.meta.get('postprocess', {}).get('head') == 'YOLOXHead'
+        self.dynamic_batch = bool(self.meta.get('dynamic_batch'))
+        exported = tuple(self.meta['classes'])
+        if classes is not None and exported and tuple(classes) != exported:
+            raise DeployError(
+                f'{onnx_file} was exported for {len(exported)} classes ({_names(exported)}), '
+                f'this config has {len(classes)} ({_names(classes)})')
+        self.dataset_meta = dict(classes=exported or tuple(classes or ()))
+
+    def _load(self, onnx_file: str, num_threads: Optional[int]) -> Dict:
+        """Load the file into the runtime; return its export metadata."""
+        raise NotImplementedError
+
+    def infer(self, inputs: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """``dets`` and ``labels`` for a float32 NCHW batch of the model's size."""
+        raise NotImplementedError
+
+    def _fit_input(self, inputs: torch.Tensor) -> torch.Tensor:
+        height, width = self.input_size
+        if inputs.dim() != 4 or inputs.shape[1] != 3:
+            raise DeployError(f'{self.onnx_file} takes images as (N, 3, H, W), got a tensor of '
+                              f'shape {tuple(inputs.shape)}')
+        if inputs.shape[2] > height or inputs.shape[3] > width:
+            raise DeployError(
+                f'the test pipeline made a {inputs.shape[2]}x{inputs.shape[3]} input, larger than '
+                f'the {height}x{width} that {self.onnx_file} was exported for: export with '
+                f'--shape {inputs.shape[2]} {inputs.shape[3]} (or larger)')
+        return pad_to_input(inputs, self.input_size, getattr(self.data_preprocessor, 'pad_value', 0))
+
+    def _run(self, inputs: np.ndarray):
+        if self.dynamic_batch or inputs.shape[0] == 1:
+            return self.infer(inputs)
+        parts = [self.infer(inputs[i:i + 1]) for i in range(inputs.shape[0])]
+        return [np.concatenate(outputs) for outputs in zip(*parts)]
+
+    def forward(self, inputs: torch.Tensor, data_samples: Optional[List] = None,
+                mode: str = 'predict'):
+        if mode != 'predict':
+            raise DeployError(f'{type(self).__name__} only predicts (mode={mode!r})')
+        batch = self._fit_input(inputs).float().contiguous().numpy()
+        dets, labels = self._run(batch)
+        dets, labels = torch.from_numpy(np.asarray(dets)), torch.from_numpy(np.asarray(labels))
+        for sample, image_dets, image_labels in zip(data_samples, dets, labels):
+            keep = image_labels >= 0
+            boxes = image_dets[keep, :4]
+            scale = sample.metainfo.get('scale_factor')
+            if scale is not None and self.divide:
+                boxes = boxes / boxes.new_tensor(scale).repeat(2)
+            elif scale is not None:
+                boxes = boxes * boxes.new_tensor([1 / scale[0], 1 / scale[1]]).repeat(2)
+            sample.pred_instances = InstanceData(bboxes=boxes, scores=image_dets[keep, 4],
+                                                 labels=image_labels[keep].long())
+        return data_samples
