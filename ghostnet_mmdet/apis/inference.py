@@ -9,6 +9,8 @@ from mmengine.runner import load_checkpoint
 
 from mmdet.registry import DATASETS, MODELS
 
+from ..deploy import prepare_for_export
+from ..utils.benchmark import spread_head_scores
 from .checkpoint_check import check_detector_checkpoint
 
 
@@ -45,3 +47,22 @@ def load_detector(config: Union[str, Config], checkpoint: Optional[str] = None,
     model.cfg = cfg
     model.dataset_meta = metainfo
     return model.to(device).eval()
+
+
+def detector_to_time(config: Union[str, Config], checkpoint: Optional[str] = None,
+                     deploy_form: bool = False):
+    """A detector for the latency benchmarks: ``checkpoint`` loaded (checked
+    to fit), or, without one, the config's initialisation with
+    :func:`~ghostnet_mmdet.utils.benchmark.spread_head_scores`, so that NMS
+    has a trained model's work. With ``deploy_form``, what every benchmark
+    means by "fused": the deploy form that ``pytorch2onnx.py --fuse``
+    exports (backbone ``switch_to_deploy``, every other BatchNorm folded)
+    and, for PyTorch, a GhostNet backbone in NHWC (its fastest eager layout)."""
+    model = load_detector(config, checkpoint)
+    if not checkpoint:
+        spread_head_scores(model)
+    if deploy_form:
+        prepare_for_export(model, fuse=True)
+        if hasattr(model.backbone, 'channels_last'):
+            model.backbone.channels_last = True
+    return model

@@ -46,6 +46,13 @@ def medians(times: Dict[Hashable, List[float]]) -> Dict[Hashable, float]:
     return {key: statistics.median(values) for key, values in times.items()}
 
 
+def ratio_median(times: Dict[Hashable, List[float]], numerator: Hashable,
+                 denominator: Hashable) -> float:
+    """The median over rounds of ``numerator``'s time over ``denominator``'s
+    in the same round: steadier than a ratio of medians on a noisy machine."""
+    return statistics.median(a / b for a, b in zip(times[numerator], times[denominator]))
+
+
 def spread_head_scores(detector: torch.nn.Module, seed: int = 0) -> None:
     """Give an untrained detection head varied, confident scores, so that
     about as many boxes reach NMS as with a trained one (an untrained head
@@ -56,13 +63,3 @@ def spread_head_scores(detector: torch.nn.Module, seed: int = 0) -> None:
             spread = torch.randn(param.shape, generator=generator)
             param.data = spread * 2 - 2 if name.endswith('bias') else spread * 0.05
 
-
-def detector_to_time(config: str, checkpoint=None) -> torch.nn.Module:
-    """A detector for the latency benchmarks: ``checkpoint`` loaded (checked
-    to fit), or, without one, the config's initialisation with
-    :func:`spread_head_scores`, so that NMS has a trained model's work."""
-    from ..apis import load_detector  # apis imports utils: import on use
-    model = load_detector(config, checkpoint)
-    if not checkpoint:
-        spread_head_scores(model)
-    return model

@@ -1,111 +1,248 @@
-"""CPU latency of whole detectors in their deploy forms, in one interleaved
-run: PyTorch eager (the config as it is), PyTorch fused (backbone
-switch_to_deploy, every BatchNorm folded, NHWC) and onnxruntime (the fused
-model exported with NMS in the graph). Each timing goes from the normalised
-input tensor to the final detections (network, box decoding, NMS), batch 1.
+"""CPU latency of detectors (or their backbones alone) in every deploy form,
+in one interleaved run: PyTorch eager (the config as it is), PyTorch fused
+(deploy form: backbone switch_to_deploy, every BatchNorm folded, NHWC), and
+the fused model exported to ONNX, run by onnxruntime and by OpenVINO, in
+float32 and in INT8 (QDQ, tools/deployment/quantize.py's defaults). A
+detector's timing goes from the normalised input tensor to the final
+detections (network, box decoding, NMS in the graph), batch 1; a
+backbone's to its feature maps.
 
-    python tools/analysis_tools/benchmark_deploy.py --sizes 256 640 --threads 2
+    python tools/analysis_tools/benchmark_deploy.py --sizes 320 640 --threads 2
+    python tools/analysis_tools/benchmark_deploy.py --part backbone --sizes 320 640 \\
+        --only GhostNet-1.0x MobileNetV2 --modes onnxruntime openvino
 
-Without --checkpoints the weights are random, and the class biases are
-spread so that about as many boxes reach NMS as with a trained model.
+Ratios are medians of per-round ratios (steadier than ratios of medians on
+a noisy machine). Without --checkpoints the weights are random, and the
+class biases are spread so that about as many boxes reach NMS as with a
+trained model; INT8 files are then calibrated on random inputs (their
+speed does not depend on the ranges). Modes: eager, fused, onnxruntime,
+openvino, onnxruntime-int8, openvino-int8, and runtime settings to
+compare: onnxruntime-extended / -basic (graph optimisation level),
+onnxruntime-nolayout (its NCHWc pass off), openvino-throughput (hint).
 """
 import argparse
-import os
 import os.path as osp
+import platform
+import re
 import tempfile
 
+import numpy as np
 import torch
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.hub import get_config
 
 from mmdet.structures import DetDataSample
 import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
-from ghostnet_mmdet.deploy import export_onnx, load_session, prepare_for_export
-from ghostnet_mmdet.utils.benchmark import detector_to_time, interleaved, medians
+from ghostnet_mmdet.deploy import compile_openvino, export_onnx, load_session
+from ghostnet_mmdet.deploy.layout import layout_breaks
+from ghostnet_mmdet.deploy.quantize import (DEFAULT_KEEP_FP32, conv_kinds, onnx_conv_nodes,
+                                            quantize_onnx)
+from ghostnet_mmdet.apis import detector_to_time
+from ghostnet_mmdet.utils.benchmark import interleaved, medians, ratio_median
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+SHAPES = 'fpn_1xb8-1.5k_shapes.py'
 DETECTORS = {
-    'RetinaNet GhostNet-1.0x, GhostShapes config':
-        'configs/ghostnet/retinanet_ghostnet-1.0x_fpn_1xb8-1.5k_shapes.py',
-    'RetinaNet GhostNet-1.0x, COCO config': 'configs/ghostnet/retinanet_ghostnet-1.0x_fpn_1x_coco.py',
-    'YOLOX GhostNet-1.0x, COCO config': 'configs/ghostnet/yolox_ghostnet-1.0x_8xb8-300e_coco.py',
-    'RetinaNet MobileNetV2, GhostShapes config':
-        'configs/baselines/retinanet_mobilenetv2_fpn_1xb8-1.5k_shapes.py',
-    'RetinaNet R-50 (MMDetection), COCO config': 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
+    'RetinaNet GhostNet-1.0x, GhostShapes': f'configs/ghostnet/retinanet_ghostnet-1.0x_{SHAPES}',
+    'RetinaNet GhostNetV2-1.0x, GhostShapes': f'configs/ghostnet/retinanet_ghostnetv2-1.0x_{SHAPES}',
+    'RetinaNet GhostNetV3-1.0x, GhostShapes': f'configs/ghostnet/retinanet_ghostnetv3-1.0x_{SHAPES}',
+    'RetinaNet MobileNetV2, GhostShapes': f'configs/baselines/retinanet_mobilenetv2_{SHAPES}',
+    'YOLOX GhostNet-1.0x, COCO': 'configs/ghostnet/yolox_ghostnet-1.0x_8xb8-300e_coco.py',
+    'RetinaNet R-50 (MMDetection), COCO': 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
 }
-MODES = ('eager', 'fused', 'onnxruntime')
+MODES = ('eager', 'fused', 'onnxruntime', 'openvino', 'onnxruntime-int8', 'openvino-int8')
+SETTINGS = ('onnxruntime-extended', 'onnxruntime-basic', 'onnxruntime-nolayout',
+            'openvino-throughput')
 
 
-def build(config, checkpoint=None):
-    return detector_to_time(config if config.startswith('mmdet::') else osp.join(REPO, config),
-                            checkpoint)
+class BackboneForExport(nn.Module):
+    """A backbone alone, for export: its feature maps as the graph's outputs."""
+
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, x):
+        return tuple(self.backbone(x))
 
 
-def fused(model):
-    prepare_for_export(model, fuse=True)
-    if hasattr(model.backbone, 'channels_last'):
-        model.backbone.channels_last = True
-    return model.to(memory_format=torch.channels_last)
+def build(config, checkpoint=None, deploy_form=False, channel_block=None):
+    if config.startswith('mmdet::'):
+        cfg = get_config(config)
+    else:
+        cfg = Config.fromfile(osp.join(REPO, config))
+    if channel_block is not None:
+        cfg.model.backbone.deploy_channel_block = channel_block
+    return detector_to_time(cfg, checkpoint, deploy_form=deploy_form)
 
 
-def runners(name, config, checkpoint, size, threads, folder):
-    """name/mode -> a function of the normalised input."""
+def export(model, part, path, size):
+    """The fused model (or its backbone) as ONNX; returns the module whose
+    parameter paths, after a prefix, name the graph's weights."""
+    if part == 'detector':
+        export_onnx(model, path, (size, size))
+        return model, 'detector.'
+    wrapper = BackboneForExport(model.backbone).eval()
+    with torch.no_grad():
+        torch.onnx.export(wrapper, (torch.zeros(1, 3, size, size), ), path, dynamo=False,
+                          opset_version=17, input_names=['input'], do_constant_folding=True)
+    return wrapper, ''
+
+
+def int8_file(fp32_file, named, prefix, size):
+    import onnx
+    kinds = conv_kinds(named)
+    keep = onnx_conv_nodes(onnx.load(fp32_file),
+                           [path for kind in DEFAULT_KEEP_FP32 for path in kinds[kind]], prefix)
+    generator = torch.Generator().manual_seed(0)
+    inputs = [torch.randn(1, 3, size, size, generator=generator).numpy() for _ in range(4)]
+    path = fp32_file.replace('.onnx', '_int8.onnx')
+    quantize_onnx(fp32_file, path, inputs, keep)
+    return path
+
+
+def runtime_call(mode, path, threads, check_export):
+    """A function of a numpy input that runs ``path`` in the mode's runtime."""
+    if mode.startswith('onnxruntime'):
+        optimization = {'extended': 'extended', 'basic': 'basic'}.get(mode.rpartition('-')[2], 'all')
+        session, _ = load_session(path, threads, optimization, check_export=check_export)
+        if mode.endswith('nolayout'):
+            import onnxruntime as ort
+            from ghostnet_mmdet.deploy import session_options
+            session = ort.InferenceSession(path, session_options(threads),
+                                           providers=['CPUExecutionProvider'],
+                                           disabled_optimizers=['NchwcTransformer'])
+        return lambda x: session.run(None, {'input': x})
+    hint = 'THROUGHPUT' if mode.endswith('throughput') else 'LATENCY'
+    compiled, _ = compile_openvino(path, threads, hint, check_export=check_export)
+    request = compiled.create_infer_request()
+    return lambda x: request.infer({'input': x})
+
+
+def runners(name, config, checkpoint, part, modes, size, threads, folder, block,
+            channel_block=None):
+    """(name, mode) -> a function of the normalised input tensor."""
     samples = [DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
                                            scale_factor=(1.0, 1.0)))]
-    eager = build(config, checkpoint)
-    fast = fused(build(config, checkpoint))
-    path = osp.join(folder, f'{len(os.listdir(folder))}.onnx')
-    export_onnx(fused(build(config, checkpoint)), path, (size, size))
-    session, _ = load_session(path, threads)
-    return {
-        (name, 'eager'): lambda x: eager.predict(x, samples),
-        (name, 'fused'): lambda x: fast.predict(x.contiguous(memory_format=torch.channels_last),
-                                                samples),
-        (name, 'onnxruntime'): lambda x: session.run(None, {'input': x.numpy()}),
-    }
+    calls = {}
+    if 'eager' in modes:
+        eager = build(config, checkpoint)
+        calls[(name, 'eager')] = (lambda x: eager.predict(x, samples)) if part == 'detector' \
+            else (lambda x: eager.backbone(x))
+    fast = build(config, checkpoint, deploy_form=True, channel_block=channel_block)
+    if 'fused' in modes:
+        if part == 'detector':
+            calls[(name, 'fused')] = lambda x: fast.predict(x, samples)
+        else:
+            calls[(name, 'fused')] = lambda x: fast.backbone(x)
+    runtime_modes = [m for m in modes if m not in ('eager', 'fused')]
+    if runtime_modes:
+        path = osp.join(folder, re.sub(r'\W+', '_', f'{name}_{size}') + '.onnx')
+        named, prefix = export(fast, part, path, size)
+        breaks = layout_breaks(path, block, '/backbone/')
+        print(f'  {name}, {size}: {len(breaks)} layout breaks (block {block}) in the backbone'
+              + (f', e.g. {breaks[0]}' if breaks else ''))
+        int8 = int8_file(path, named, prefix, size) if any('int8' in m for m in modes) else None
+        for mode in runtime_modes:
+            calls[(name, mode)] = runtime_call(mode.replace('-int8', ''),
+                                               int8 if 'int8' in mode else path, threads,
+                                               check_export=part == 'detector')
+    return calls
+
+
+def processor():
+    try:
+        text = open('/proc/cpuinfo').read()
+    except OSError:
+        return platform.processor()
+    model = re.search(r'model name\s*:\s*(.*)', text)
+    flags = set(re.search(r'flags\s*:\s*(.*)', text).group(1).split())
+    isa = [f for f in ('avx2', 'avx512f', 'avx512_vnni', 'avx_vnni', 'amx_int8') if f in flags]
+    return f'{model.group(1) if model else "?"} ({", ".join(isa)})'
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--sizes', type=int, nargs='+', default=[256, 640])
+    parser.add_argument('--part', choices=['detector', 'backbone'], default='detector')
+    parser.add_argument('--sizes', type=int, nargs='+', default=[320, 640])
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--rounds', type=int, default=10)
     parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--modes', nargs='+', choices=MODES + SETTINGS, default=list(MODES))
     parser.add_argument('--only', nargs='*', help='names (substrings) of the detectors to time')
+    parser.add_argument('--block', type=int, default=8,
+                        help='channel block for the layout-break count (8 AVX2, 16 AVX-512)')
+    parser.add_argument('--channel-blocks', type=int, nargs='*', default=[],
+                        help='time the GhostNet detectors in each of these deploy forms '
+                        '(deploy_channel_block; 1: no padding) instead of the config\'s')
+    parser.add_argument('--ratios', nargs='*', default=[], metavar='A/B',
+                        help='per-round ratio medians to print, e.g. '
+                        '"GhostNet-1.0x/MobileNetV2" or "openvino-int8/openvino"')
     parser.add_argument('--checkpoints', nargs='*', default=[], metavar='NAME=PATH',
-                        help='trained weights for a detector, e.g. "GhostShapes config=ckpt.pth"')
+                        help='trained weights for a detector, e.g. "GhostNet-1.0x, GhostShapes=x.pth"')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     checkpoints = dict(item.split('=', 1) for item in args.checkpoints)
     detectors = {name: config for name, config in DETECTORS.items()
                  if not args.only or any(part in name for part in args.only)}
-    print(f'torch {torch.__version__}, onnxruntime {__import__("onnxruntime").__version__}, '
-          f'{args.threads} threads, batch 1, {args.rounds} interleaved rounds, medians in ms')
-    results = {}
+    import onnxruntime
+    import openvino
+    print(f'{processor()}; torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, '
+          f'OpenVINO {openvino.__version__.split("-")[0]}; {args.part}, {args.threads} threads, '
+          f'batch 1, {args.rounds} interleaved rounds, medians in ms')
+    results, times = {}, {}
     with tempfile.TemporaryDirectory() as folder:
         for size in args.sizes:
             functions = {}
             for name, config in detectors.items():
                 checkpoint = next((p for key, p in checkpoints.items() if key in name), None)
-                functions.update(runners(name, config, checkpoint, size, args.threads, folder))
+                variants = [(name, None)]
+                if args.channel_blocks and 'GhostNet' in name:
+                    variants = [(f'{name} [block {b}]', b) for b in args.channel_blocks]
+                for variant, channel_block in variants:
+                    functions.update(runners(variant, config, checkpoint, args.part, args.modes,
+                                             size, args.threads, folder, args.block,
+                                             channel_block))
             inputs = torch.randn(1, 3, size, size)
-            calls = {key: (lambda function=function: function(inputs))
-                     for key, function in functions.items()}
+            array = inputs.numpy()
+            calls = {key: (lambda function=function, mode=key[1]: function(
+                array if mode not in ('eager', 'fused') else
+                inputs.contiguous(memory_format=torch.channels_last) if mode == 'fused' else inputs))
+                for key, function in functions.items()}
             with torch.no_grad():
-                timed = medians(interleaved(calls, args.rounds, args.warmup))
-            for (name, mode), value in timed.items():
+                run = interleaved(calls, args.rounds, args.warmup)
+            times[size] = run
+            for (name, mode), value in medians(run).items():
                 results[(name, mode, size)] = value
-    header = ' | '.join(f'{mode} {size}' for size in args.sizes for mode in MODES)
-    print(f'\n| detector | {header} |')
-    print('|---|' + '---|' * (len(args.sizes) * len(MODES)))
-    for name in detectors:
+    names = list(dict.fromkeys(name for name, _, _ in results))
+    header = ' | '.join(f'{mode} {size}' for size in args.sizes for mode in args.modes)
+    print(f'\n| {args.part} | {header} |')
+    print('|---|' + '---|' * (len(args.sizes) * len(args.modes)))
+    for name in names:
         cells = ' | '.join(f'{results[(name, mode, size)]:.1f}'
-                           for size in args.sizes for mode in MODES)
+                           for size in args.sizes for mode in args.modes)
         print(f'| {name} | {cells} |')
     for size in args.sizes:
-        print(f'\nratios at {size}x{size}:')
-        for name in detectors:
-            eager = results[(name, 'eager', size)]
-            print(f'  {name}: fused {results[(name, "fused", size)] / eager:.2f}x, '
-                  f'onnxruntime {results[(name, "onnxruntime", size)] / eager:.2f}x of eager')
+        print(f'\nper-round ratio medians at {size}x{size}:')
+        run = times[size]
+        for name in names:
+            if 'eager' in args.modes:
+                print(f'  {name}: ' + ', '.join(
+                    f'{mode} {ratio_median(run, (name, mode), (name, "eager")):.2f}x'
+                    for mode in args.modes if mode != 'eager') + ' of eager')
+        for spec in args.ratios:
+            top, bottom = spec.split('/')
+            for mode in args.modes:
+                for name in names:
+                    other = next((n for n in names if bottom in n), None)
+                    if top in name and other and other != name:
+                        print(f'  {mode}: {name} / {other} = '
+                              f'{ratio_median(run, (name, mode), (other, mode)):.2f}')
+            if top in args.modes and bottom in args.modes:
+                for name in names:
+                    print(f'  {name}: {top} / {bottom} = '
+                          f'{ratio_median(run, (name, top), (name, bottom)):.2f}')
 
 
 if __name__ == '__main__':

@@ -20,12 +20,12 @@ import os.path as osp
 import torch
 
 import ghostnet_mmdet  # noqa: F401
-from ghostnet_mmdet.deploy import prepare_for_export
-from ghostnet_mmdet.utils.benchmark import detector_to_time, interleaved, medians
+from ghostnet_mmdet.apis import detector_to_time
+from ghostnet_mmdet.utils.benchmark import interleaved, medians
 
 
 def build(config, checkpoint=None, fuse=False):
-    return prepare_for_export(detector_to_time(config, checkpoint), fuse=fuse)
+    return detector_to_time(config, checkpoint, deploy_form=fuse)
 
 
 def main():
