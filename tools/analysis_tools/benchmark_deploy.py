@@ -36,8 +36,8 @@ from mmdet.structures import DetDataSample
 import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
 from ghostnet_mmdet.deploy import compile_openvino, export_onnx, load_session
 from ghostnet_mmdet.deploy.layout import layout_breaks
-from ghostnet_mmdet.deploy.quantize import (DEFAULT_KEEP_FP32, conv_kinds, onnx_conv_nodes,
-                                            quantize_onnx)
+from ghostnet_mmdet.deploy.quantize import (DEFAULT_KEEP_FP32, KEEP_FP32_KINDS, conv_kinds,
+                                            onnx_conv_nodes, quantize_onnx)
 from ghostnet_mmdet.apis import detector_to_time
 from ghostnet_mmdet.utils.benchmark import interleaved, medians, ratio_median
 
@@ -90,15 +90,15 @@ def export(model, part, path, size):
     return wrapper, ''
 
 
-def int8_file(fp32_file, named, prefix, size):
+def int8_file(fp32_file, named, prefix, size, keep_fp32=DEFAULT_KEEP_FP32, engine='nncf'):
     import onnx
     kinds = conv_kinds(named)
     keep = onnx_conv_nodes(onnx.load(fp32_file),
-                           [path for kind in DEFAULT_KEEP_FP32 for path in kinds[kind]], prefix)
+                           [path for kind in keep_fp32 for path in kinds[kind]], prefix)
     generator = torch.Generator().manual_seed(0)
     inputs = [torch.randn(1, 3, size, size, generator=generator).numpy() for _ in range(4)]
     path = fp32_file.replace('.onnx', '_int8.onnx')
-    quantize_onnx(fp32_file, path, inputs, keep)
+    quantize_onnx(fp32_file, path, inputs, keep, engine=engine)
     return path
 
 
@@ -121,7 +121,7 @@ def runtime_call(mode, path, threads, check_export):
 
 
 def runners(name, config, checkpoint, part, modes, size, threads, folder, block,
-            channel_block=None):
+            channel_block=None, keep_fp32=DEFAULT_KEEP_FP32, engine='nncf'):
     """(name, mode) -> a function of the normalised input tensor."""
     samples = [DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
                                            scale_factor=(1.0, 1.0)))]
@@ -143,7 +143,8 @@ def runners(name, config, checkpoint, part, modes, size, threads, folder, block,
         breaks = layout_breaks(path, block, '/backbone/')
         print(f'  {name}, {size}: {len(breaks)} layout breaks (block {block}) in the backbone'
               + (f', e.g. {breaks[0]}' if breaks else ''))
-        int8 = int8_file(path, named, prefix, size) if any('int8' in m for m in modes) else None
+        int8 = int8_file(path, named, prefix, size, keep_fp32, engine) \
+            if any('int8' in m for m in modes) else None
         for mode in runtime_modes:
             calls[(name, mode)] = runtime_call(mode.replace('-int8', ''),
                                                int8 if 'int8' in mode else path, threads,
@@ -176,6 +177,11 @@ def main():
     parser.add_argument('--channel-blocks', type=int, nargs='*', default=[],
                         help='time the GhostNet detectors in each of these deploy forms '
                         '(deploy_channel_block; 1: no padding) instead of the config\'s')
+    parser.add_argument('--keep-fp32', nargs='*', choices=KEEP_FP32_KINDS,
+                        default=list(DEFAULT_KEEP_FP32),
+                        help='kinds of convolution the INT8 files keep in float32 (as quantize.py)')
+    parser.add_argument('--int8-engine', choices=['nncf', 'onnxruntime'], default='nncf',
+                        help='who makes the INT8 files (as quantize.py --engine)')
     parser.add_argument('--ratios', nargs='*', default=[], metavar='A/B',
                         help='per-round ratio medians to print, e.g. '
                         '"GhostNet-1.0x/MobileNetV2" or "openvino-int8/openvino"')
@@ -203,7 +209,7 @@ def main():
                 for variant, channel_block in variants:
                     functions.update(runners(variant, config, checkpoint, args.part, args.modes,
                                              size, args.threads, folder, args.block,
-                                             channel_block))
+                                             channel_block, args.keep_fp32, args.int8_engine))
             inputs = torch.randn(1, 3, size, size)
             array = inputs.numpy()
             calls = {key: (lambda function=function, mode=key[1]: function(

@@ -20,8 +20,9 @@ import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
 from ghostnet_mmdet.apis import load_detector
 from ghostnet_mmdet.apis.cli import add_trust_argument, reports_user_errors
 from ghostnet_mmdet.deploy import export_onnx, prepare_for_export
-from ghostnet_mmdet.deploy.quantize import (DEFAULT_KEEP_FP32, KEEP_FP32_KINDS, calibration_inputs,
-                                            conv_kinds, onnx_conv_nodes, quantize_onnx)
+from ghostnet_mmdet.deploy.quantize import (DEFAULT_KEEP_FP32, ENGINES, KEEP_FP32_KINDS,
+                                            calibration_inputs, conv_kinds, onnx_conv_nodes,
+                                            quantize_onnx)
 from ghostnet_mmdet.utils.safe_load import trust_checkpoint
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
@@ -39,8 +40,12 @@ def parse_args(argv=None):
                         default=list(DEFAULT_KEEP_FP32),
                         help='kinds of convolution kept in float32 (default: '
                         f'{" ".join(DEFAULT_KEEP_FP32)})')
+    parser.add_argument('--engine', choices=list(ENGINES), default='nncf',
+                        help="who places the quantizers: OpenVINO's NNCF (default; fastest in "
+                        "OpenVINO) or onnxruntime's static quantization (convolutions only)")
     parser.add_argument('--calibration', choices=['minmax', 'percentile', 'entropy'],
-                        default='minmax', help='how activation ranges are set (default minmax)')
+                        default='minmax', help='how activation ranges are set (default minmax; '
+                        'percentile and entropy with --engine onnxruntime)')
     parser.add_argument('--reduce-range', action='store_true',
                         help='7-bit weights: avoids int16 saturation of the AVX2 (non-VNNI) '
                         'INT8 kernels of onnxruntime, at some accuracy')
@@ -81,10 +86,10 @@ def main(argv=None):
         print(f'calibrating on {args.calib_images} training images of the config '
               f'({input_size[0]}x{input_size[1]}) ...', flush=True)
         inputs = calibration_inputs(cfg, args.calib_images, input_size, seed=args.seed)
-        record = quantize_onnx(fp32_file, args.out, inputs, keep, calibration=args.calibration,
-                               reduce_range=args.reduce_range,
+        record = quantize_onnx(fp32_file, args.out, inputs, keep, engine=args.engine,
+                               calibration=args.calibration, reduce_range=args.reduce_range,
                                extra_metadata=dict(keep_fp32=list(args.keep_fp32)))
-    print(f'wrote {args.out}: {record["int8_convs"]} convolutions in INT8, '
+    print(f'wrote {args.out} ({args.engine}): {record["int8_convs"]} convolutions in INT8, '
           f'{record["fp32_convs"]} kept in float32 ({", ".join(args.keep_fp32) or "none"}), '
           f'{record["calibration"]} calibration on {record["calibration_images"]} images, '
           f'{time.perf_counter() - started:.0f} s')
