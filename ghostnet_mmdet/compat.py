@@ -14,6 +14,10 @@
    which setuptools 82 removed. ``setup.py`` pins ``setuptools<80.9``; if it is
    missing anyway, we say so at import instead of failing later deep inside
    config parsing.
+3. MMEngine 0.10.7's ``LoggerHook.after_test_epoch`` dumps the test metrics
+   JSON from every rank into the same file, so after ``dist_test.sh`` a
+   shorter write can leave the tail of a longer one behind it (invalid
+   JSON). The dump is made on rank 0 only; every rank still logs the line.
 """
 import warnings
 
@@ -22,8 +26,27 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from .utils.safe_load import guard_loader, safe_torch_load
 
 
+def _dump_test_metrics_on_rank_zero() -> None:
+    from mmengine.dist import is_main_process
+    from mmengine.hooks import LoggerHook
+    original = LoggerHook.after_test_epoch
+    if getattr(original, 'rank_zero_dump', False):
+        return
+
+    def after_test_epoch(self, runner, metrics=None):
+        if is_main_process():
+            return original(self, runner, metrics)
+        _, log_str = runner.log_processor.get_log_after_epoch(
+            runner, len(runner.test_dataloader), 'test', with_non_scalar=True)
+        runner.logger.info(log_str)
+
+    after_test_epoch.rank_zero_dump = True
+    LoggerHook.after_test_epoch = after_test_epoch
+
+
 def apply() -> None:
     """Apply the fixes (idempotent)."""
+    _dump_test_metrics_on_rank_zero()
     # MMEngine keeps its registered loaders in ``_schemes`` (no public getter).
     for prefix, loader in list(CheckpointLoader._schemes.items()):
         if prefix:

@@ -60,12 +60,9 @@ def read_metrics(work_dir):
     metrics = {}
     for path in files:
         for line in Path(path).read_text().splitlines():
-            # MMEngine 0.10.7's LoggerHook dumps the test metrics from every
-            # rank into the same file: under dist_test.sh a shorter write can
-            # leave the tail of a longer one behind it. Each rank's record is
-            # complete from the line's start, and the metrics (collected
-            # over ranks) are the same in all.
-            record, _ = json.JSONDecoder().raw_decode(line)
+            # Strict: a distributed test's file is written by rank 0 alone
+            # (ghostnet_mmdet.compat), so every line is one whole record.
+            record = json.loads(line)
             if any(k in record for k in METRIC_KEYS):
                 metrics = record
     return metrics

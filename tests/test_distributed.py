@@ -190,3 +190,9 @@ def test_dist_test_gives_the_metrics_of_test(runs):
     one, two = read_metrics(folder / 'test1'), read_metrics(folder / 'test2')
     keys = [k for k in one if k.startswith('coco/')]
     assert keys and {k: one[k] for k in keys} == {k: two[k] for k in keys}
+    # The metrics file of the 2-process run is one valid JSON record, written
+    # by rank 0 alone (MMEngine 0.10.7 dumps it from every rank).
+    files = sorted((folder / 'test2').glob('*/*.json'))
+    assert len(files) == 1
+    record = json.loads(files[0].read_text())
+    assert {k: record[k] for k in keys} == {k: two[k] for k in keys}
