@@ -155,6 +155,21 @@ class DetectorForExport(nn.Module):
         return boxes, best * objectness, labels, valid
 
 
+def default_input_size(cfg):
+    """The square that every image of the config's test pipeline fits in:
+    the side of its Resize, rounded up to the preprocessor's
+    ``pad_size_divisor``."""
+    from mmdet.utils import get_test_pipeline_cfg
+    for step in get_test_pipeline_cfg(cfg):
+        if step['type'] == 'Resize' and 'scale' in step:
+            scale = step['scale']
+            side = max(scale) if isinstance(scale, (list, tuple)) else scale
+            divisor = cfg.model.get('data_preprocessor', {}).get('pad_size_divisor', 1) or 1
+            side = -(-side // divisor) * divisor
+            return side, side
+    raise ExportError('the test pipeline has no Resize with a scale; give --shape HEIGHT WIDTH')
+
+
 def prepare_for_export(detector: nn.Module, fuse: bool = False) -> nn.Module:
     """Eval mode, and with ``fuse`` the backbone in deploy form
     (``switch_to_deploy``: BatchNorm folded, re-parameterised branches

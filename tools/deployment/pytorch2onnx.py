@@ -19,12 +19,11 @@ import sys
 
 import torch
 
-from mmdet.utils import get_test_pipeline_cfg
 import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
-from ghostnet_mmdet.apis import load_detector
-from ghostnet_mmdet.apis.cli import add_trust_argument, reports_user_errors
-from ghostnet_mmdet.deploy import BACKENDS, ExportError, export_onnx, match_detections, prepare_for_export
-from ghostnet_mmdet.utils.safe_load import trust_checkpoint
+from ghostnet_mmdet.apis.cli import (add_trust_argument, load_detector_to_export,
+                                     reports_user_errors)
+from ghostnet_mmdet.deploy import (BACKENDS, default_input_size, export_onnx, match_detections,
+                                   prepare_for_export)
 
 
 def parse_args(argv=None):
@@ -53,18 +52,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def default_input_size(cfg):
-    """The square that every image of the test pipeline fits in."""
-    for step in get_test_pipeline_cfg(cfg):
-        if step['type'] == 'Resize' and 'scale' in step:
-            scale = step['scale']
-            side = max(scale) if isinstance(scale, (list, tuple)) else scale
-            divisor = cfg.model.get('data_preprocessor', {}).get('pad_size_divisor', 1) or 1
-            side = -(-side // divisor) * divisor
-            return side, side
-    raise ExportError('the test pipeline has no Resize with a scale; give --shape HEIGHT WIDTH')
-
-
 def verify(cfg, model, onnx_file, image, backends):
     """PyTorch and each deploy runtime on one image: the detections, side by side."""
     from mmdet.apis import inference_detector
@@ -84,13 +71,7 @@ def verify(cfg, model, onnx_file, image, backends):
 @reports_user_errors
 def main(argv=None):
     args = parse_args(argv)
-    for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
-        if not osp.isfile(path):
-            print(f'error: {what} file not found: {path}', file=sys.stderr)
-            return 2
-    if args.trust_checkpoint:
-        trust_checkpoint(args.checkpoint)
-    model = load_detector(args.config, args.checkpoint)
+    model = load_detector_to_export(args.config, args.checkpoint, args.trust_checkpoint)
     cfg, classes = model.cfg, model.dataset_meta['classes']
     input_size = tuple(args.shape) if args.shape else default_input_size(cfg)
     prepare_for_export(model, fuse=args.fuse)

@@ -17,16 +17,13 @@ import tempfile
 import time
 
 import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
-from ghostnet_mmdet.apis import load_detector
-from ghostnet_mmdet.apis.cli import add_trust_argument, reports_user_errors
-from ghostnet_mmdet.deploy import export_onnx, prepare_for_export
+from ghostnet_mmdet.apis.cli import (add_trust_argument, load_detector_to_export,
+                                     reports_user_errors)
+from ghostnet_mmdet.deploy import default_input_size, export_onnx, prepare_for_export
 from ghostnet_mmdet.deploy.quantize import (DEFAULT_KEEP_FP32, ENGINES, KEEP_FP32_KINDS,
                                             calibration_inputs, conv_kinds, onnx_conv_nodes,
                                             quantize_onnx)
-from ghostnet_mmdet.utils.safe_load import trust_checkpoint
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from pytorch2onnx import default_input_size  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -60,17 +57,11 @@ def parse_args(argv=None):
 @reports_user_errors
 def main(argv=None):
     args = parse_args(argv)
-    for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
-        if not osp.isfile(path):
-            print(f'error: {what} file not found: {path}', file=sys.stderr)
-            return 2
     if args.calib_images < 1:
         print(f'error: --calib-images must be at least 1, got {args.calib_images}',
               file=sys.stderr)
         return 2
-    if args.trust_checkpoint:
-        trust_checkpoint(args.checkpoint)
-    model = load_detector(args.config, args.checkpoint)
+    model = load_detector_to_export(args.config, args.checkpoint, args.trust_checkpoint)
     cfg, classes = model.cfg, model.dataset_meta['classes']
     input_size = tuple(args.shape) if args.shape else default_input_size(cfg)
     prepare_for_export(model, fuse=True)
