@@ -128,3 +128,21 @@ def reorders(path, folder):
     ort.InferenceSession(str(path), options, providers=['CPUExecutionProvider'])
     return sum(node.op_type.startswith('Reorder')
                for node in onnx.load(str(folder / 'optimized.onnx')).graph.node)
+
+
+def test_unpadded_deploy_checkpoint_is_refused_by_the_padded_form_with_the_way_out(tmp_path):
+    from ghostnet_mmdet.utils.safe_load import CheckpointMismatchError
+    plain = GhostNet(out_indices=(4, 6)).eval()
+    randomize_norm_stats(plain)
+    plain.switch_to_deploy(channel_block=1)
+    torch.save(plain.state_dict(), tmp_path / 'plain_deploy.pth')
+    init_cfg = dict(type='Pretrained', checkpoint=str(tmp_path / 'plain_deploy.pth'))
+    padded = GhostNet(out_indices=(4, 6), deploy=True, init_cfg=init_cfg)
+    with pytest.raises(CheckpointMismatchError, match='loads with deploy_channel_block=1'):
+        padded.init_weights()
+    rebuilt = GhostNet(out_indices=(4, 6), deploy=True, deploy_channel_block=1, init_cfg=init_cfg)
+    rebuilt.init_weights()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        for exp, act in zip(plain(x), rebuilt.eval()(x)):
+            assert torch.equal(exp, act)

@@ -116,7 +116,12 @@ NETWORK_SCOPES = ('/backbone/', '/neck/', '/bbox_head/')
 
 
 def _quantize_with_nncf(fp32, inputs, keep_fp32_nodes, calibration):
+    import logging
+
     import nncf
+    # NNCF logs a line for every node it leaves alone (the whole
+    # post-processing); its progress bars stay.
+    logging.getLogger('nncf').setLevel(logging.WARNING)
     if calibration != 'minmax':
         raise DeployError(f'the nncf engine calibrates with its own statistics (minmax and bias '
                           f'correction), not {calibration!r}; use --engine onnxruntime for it')

@@ -423,9 +423,19 @@ class GhostNet(BaseModule):
             if not checkpoint:
                 raise ValueError("init_cfg=dict(type='Pretrained') needs a "
                                  f"'checkpoint' path, but got {init_cfg!r}")
-            load_ghostnet_checkpoint(
-                self, checkpoint, prefix=init_cfg.get('prefix'),
-                map_location=init_cfg.get('map_location', 'cpu'))
+            from ...utils.safe_load import CheckpointMismatchError
+            try:
+                load_ghostnet_checkpoint(
+                    self, checkpoint, prefix=init_cfg.get('prefix'),
+                    map_location=init_cfg.get('map_location', 'cpu'))
+            except CheckpointMismatchError as err:
+                if not (self.deploy and self.deploy_channel_block > 1):
+                    raise
+                raise CheckpointMismatchError(
+                    f'{err} (deploy=True builds the padded deploy form of '
+                    f'deploy_channel_block={self.deploy_channel_block}: a deploy-form checkpoint '
+                    'without padding, such as timm\'s re-parameterised GhostNetV3 weights, loads '
+                    'with deploy_channel_block=1)') from None
             print_log(f'GhostNet: loaded pretrained weights from {checkpoint}',
                       logger='current')
             self._is_init = True
