@@ -1,6 +1,8 @@
 """What the benchmark scripts of tools/analysis_tools share: interleaved
 timing (these machines are noisy, so every variant is timed in every round,
 in a rotating order) and realistic scores for untrained heads."""
+import platform
+import re
 import statistics
 import time
 from typing import Callable, Dict, Hashable, List
@@ -63,3 +65,17 @@ def spread_head_scores(detector: torch.nn.Module, seed: int = 0) -> None:
             spread = torch.randn(param.shape, generator=generator)
             param.data = spread * 2 - 2 if name.endswith('bias') else spread * 0.05
 
+
+
+def processor_name() -> str:
+    """The processor and the vector ISA extensions that matter for speed
+    figures (AVX2, AVX-512, VNNI, AMX), from /proc/cpuinfo."""
+    try:
+        text = open('/proc/cpuinfo').read()
+    except OSError:
+        return platform.processor() or 'unknown processor'
+    model = re.search(r'model name\s*:\s*(.*)', text)
+    flags_line = re.search(r'flags\s*:\s*(.*)', text)
+    flags = set(flags_line.group(1).split()) if flags_line else set()
+    isa = [f for f in ('avx2', 'avx512f', 'avx512_vnni', 'avx_vnni', 'amx_int8') if f in flags]
+    return f'{model.group(1) if model else "unknown processor"} ({", ".join(isa) or "no AVX2"})'

@@ -22,7 +22,6 @@ onnxruntime-nolayout (its NCHWc pass off), openvino-throughput (hint).
 """
 import argparse
 import os.path as osp
-import platform
 import re
 import tempfile
 
@@ -39,7 +38,7 @@ from ghostnet_mmdet.deploy.layout import layout_breaks
 from ghostnet_mmdet.deploy.quantize import (DEFAULT_KEEP_FP32, KEEP_FP32_KINDS, conv_kinds,
                                             onnx_conv_nodes, quantize_onnx)
 from ghostnet_mmdet.apis import detector_to_time
-from ghostnet_mmdet.utils.benchmark import interleaved, medians, ratio_median
+from ghostnet_mmdet.utils.benchmark import interleaved, medians, processor_name, ratio_median
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SHAPES = 'fpn_1xb8-1.5k_shapes.py'
@@ -152,17 +151,6 @@ def runners(name, config, checkpoint, part, modes, size, threads, folder, block,
     return calls
 
 
-def processor():
-    try:
-        text = open('/proc/cpuinfo').read()
-    except OSError:
-        return platform.processor()
-    model = re.search(r'model name\s*:\s*(.*)', text)
-    flags = set(re.search(r'flags\s*:\s*(.*)', text).group(1).split())
-    isa = [f for f in ('avx2', 'avx512f', 'avx512_vnni', 'avx_vnni', 'amx_int8') if f in flags]
-    return f'{model.group(1) if model else "?"} ({", ".join(isa)})'
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--part', choices=['detector', 'backbone'], default='detector')
@@ -194,7 +182,7 @@ def main():
                  if not args.only or any(part in name for part in args.only)}
     import onnxruntime
     import openvino
-    print(f'{processor()}; torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, '
+    print(f'{processor_name()}; torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, '
           f'OpenVINO {openvino.__version__.split("-")[0]}; {args.part}, {args.threads} threads, '
           f'batch 1, {args.rounds} interleaved rounds, medians in ms')
     results, times = {}, {}
