@@ -1,5 +1,4 @@
 """onnxruntime as a backend of MMDetection's tools (CPU execution provider)."""
-import json
 from typing import Dict, Optional
 
 import numpy as np
@@ -7,7 +6,7 @@ import numpy as np
 from mmdet.registry import MODELS
 
 from .runtime_detector import (DeployError, RuntimeDetector, check_io_names, check_model_file,
-                               first_line)
+                               first_line, read_export_metadata)
 
 
 def session_options(num_threads: Optional[int] = None, optimization: str = 'all'):
@@ -46,11 +45,7 @@ def load_session(onnx_file: str, num_threads: Optional[int] = None, optimization
                           f'{first_line(err)}') from None
     if not check_export:
         return session, {}
-    raw = session.get_modelmeta().custom_metadata_map
-    if 'classes' not in raw or 'input_size' not in raw:
-        raise DeployError(f'{onnx_file} was not exported by tools/deployment/pytorch2onnx.py: '
-                          'it has no classes/input_size metadata')
-    meta = {key: json.loads(value) for key, value in raw.items()}
+    meta = read_export_metadata(onnx_file)
     check_io_names(onnx_file, [i.name for i in session.get_inputs()],
                    [o.name for o in session.get_outputs()])
     return session, meta
