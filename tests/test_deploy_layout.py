@@ -7,6 +7,7 @@ import re
 import pytest
 import torch
 
+from ghostnet_mmdet.deploy import export_backbone_onnx
 from ghostnet_mmdet.deploy.layout import layout_breaks
 from ghostnet_mmdet.models import GhostNet, GhostNetV2, GhostNetV3
 from ghostnet_mmdet.models.layers import ChannelLayout, GhostModule
@@ -87,17 +88,7 @@ def test_channel_layout_of_a_ghost_module():
 
 
 def export_backbone(model, path, size=64):
-    class Features(torch.nn.Module):
-        def __init__(self, backbone):
-            super().__init__()
-            self.backbone = backbone
-
-        def forward(self, x):
-            return tuple(self.backbone(x))
-
-    with torch.no_grad():
-        torch.onnx.export(Features(model).eval(), (torch.zeros(1, 3, size, size), ), str(path),
-                          dynamo=False, opset_version=17, input_names=['input'])
+    export_backbone_onnx(model, str(path), (size, size))
 
 
 @pytest.mark.parametrize('version', ['v1', 'v2'])

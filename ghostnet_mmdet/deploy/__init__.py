@@ -1,8 +1,8 @@
 """Deployment: ONNX export with NMS in the graph, onnxruntime and OpenVINO
 as backends of the tools, INT8 post-training quantization."""
 from .compare import match_detections
-from .export import (DetectorForExport, ExportError, default_input_size, export_onnx,
-                     prepare_for_export)
+from .export import (BackboneForExport, DetectorForExport, ExportError, default_input_size,
+                     export_backbone_onnx, export_onnx, prepare_for_export)
 from .openvino_detector import OpenVINODetector, compile_openvino
 from .ort_detector import OnnxRuntimeDetector, load_session, session_options
 from .runtime_detector import DeployError, RuntimeDetector, read_export_metadata
@@ -10,7 +10,7 @@ from .runtime_detector import DeployError, RuntimeDetector, read_export_metadata
 # --backend NAME of the tools -> the runner.
 BACKENDS = {'onnxruntime': OnnxRuntimeDetector, 'openvino': OpenVINODetector}
 
-__all__ = ['BACKENDS', 'DetectorForExport', 'DeployError', 'ExportError', 'OnnxRuntimeDetector',
+__all__ = ['BACKENDS', 'BackboneForExport', 'DetectorForExport', 'DeployError', 'ExportError', 'OnnxRuntimeDetector',
            'OpenVINODetector', 'RuntimeDetector', 'compile_openvino', 'default_input_size',
-           'export_onnx', 'load_session', 'match_detections', 'prepare_for_export',
+           'export_backbone_onnx', 'export_onnx', 'load_session', 'match_detections', 'prepare_for_export',
            'read_export_metadata', 'session_options']

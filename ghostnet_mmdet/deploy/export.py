@@ -170,6 +170,30 @@ def default_input_size(cfg):
     raise ExportError('the test pipeline has no Resize with a scale; give --shape HEIGHT WIDTH')
 
 
+class BackboneForExport(nn.Module):
+    """A backbone alone, for export: its feature maps as the graph's outputs
+    (its parameters named ``backbone.<path>`` in the graph)."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, x: torch.Tensor):
+        return tuple(self.backbone(x))
+
+
+def export_backbone_onnx(backbone: nn.Module, path: str, input_size: Tuple[int, int],
+                         opset: int = 17) -> nn.Module:
+    """Export ``backbone`` alone (input ``input``, one output per feature
+    map) with the TorchScript exporter, as the benchmarks and the layout
+    checks use it; returns the wrapper that was exported."""
+    wrapper = BackboneForExport(backbone).eval()
+    with torch.no_grad():
+        torch.onnx.export(wrapper, (torch.zeros(1, 3, *input_size), ), path, dynamo=False,
+                          opset_version=opset, input_names=['input'], do_constant_folding=True)
+    return wrapper
+
+
 def prepare_for_export(detector: nn.Module, fuse: bool = False) -> nn.Module:
     """Eval mode, and with ``fuse`` the backbone in deploy form
     (``switch_to_deploy``: BatchNorm folded, re-parameterised branches

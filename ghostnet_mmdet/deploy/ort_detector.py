@@ -1,5 +1,5 @@
 """onnxruntime as a backend of MMDetection's tools (CPU execution provider)."""
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 
@@ -31,15 +31,17 @@ def session_options(num_threads: Optional[int] = None, optimization: str = 'all'
 
 
 def load_session(onnx_file: str, num_threads: Optional[int] = None, optimization: str = 'all',
-                 check_export: bool = True):
+                 check_export: bool = True, disabled_optimizers: Sequence[str] = ()):
     """An onnxruntime CPU session for ``onnx_file``, and the metadata the
     exporter wrote into it (with ``check_export=False``, any ONNX file: no
-    metadata, any inputs and outputs)."""
+    metadata, any inputs and outputs). ``disabled_optimizers`` names graph
+    transformers to leave out (e.g. ``NchwcTransformer``, its layout pass)."""
     import onnxruntime as ort
     check_model_file(onnx_file)
     try:
         session = ort.InferenceSession(onnx_file, session_options(num_threads, optimization),
-                                       providers=['CPUExecutionProvider'])
+                                       providers=['CPUExecutionProvider'],
+                                       disabled_optimizers=list(disabled_optimizers) or None)
     except Exception as err:  # onnxruntime's own error types are not importable by name
         raise DeployError(f'{onnx_file} is not an ONNX model onnxruntime can load: '
                           f'{first_line(err)}') from None

@@ -25,15 +25,13 @@ import os.path as osp
 import re
 import tempfile
 
-import numpy as np
 import torch
-import torch.nn as nn
 from mmengine.config import Config
 from mmengine.hub import get_config
 
 from mmdet.structures import DetDataSample
 import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
-from ghostnet_mmdet.deploy import compile_openvino, export_onnx, load_session
+from ghostnet_mmdet.deploy import compile_openvino, export_backbone_onnx, export_onnx, load_session
 from ghostnet_mmdet.deploy.layout import layout_breaks
 from ghostnet_mmdet.deploy.quantize import (DEFAULT_KEEP_FP32, KEEP_FP32_KINDS, conv_kinds,
                                             onnx_conv_nodes, quantize_onnx)
@@ -55,17 +53,6 @@ SETTINGS = ('onnxruntime-extended', 'onnxruntime-basic', 'onnxruntime-nolayout',
             'openvino-throughput')
 
 
-class BackboneForExport(nn.Module):
-    """A backbone alone, for export: its feature maps as the graph's outputs."""
-
-    def __init__(self, backbone):
-        super().__init__()
-        self.backbone = backbone
-
-    def forward(self, x):
-        return tuple(self.backbone(x))
-
-
 def build(config, checkpoint=None, deploy_form=False, channel_block=None):
     if config.startswith('mmdet::'):
         cfg = get_config(config)
@@ -82,10 +69,7 @@ def export(model, part, path, size):
     if part == 'detector':
         export_onnx(model, path, (size, size))
         return model, 'detector.'
-    wrapper = BackboneForExport(model.backbone).eval()
-    with torch.no_grad():
-        torch.onnx.export(wrapper, (torch.zeros(1, 3, size, size), ), path, dynamo=False,
-                          opset_version=17, input_names=['input'], do_constant_folding=True)
+    wrapper = export_backbone_onnx(model.backbone, path, (size, size))
     return wrapper, ''
 
 
@@ -105,13 +89,9 @@ def runtime_call(mode, path, threads, check_export):
     """A function of a numpy input that runs ``path`` in the mode's runtime."""
     if mode.startswith('onnxruntime'):
         optimization = {'extended': 'extended', 'basic': 'basic'}.get(mode.rpartition('-')[2], 'all')
-        session, _ = load_session(path, threads, optimization, check_export=check_export)
-        if mode.endswith('nolayout'):
-            import onnxruntime as ort
-            from ghostnet_mmdet.deploy import session_options
-            session = ort.InferenceSession(path, session_options(threads),
-                                           providers=['CPUExecutionProvider'],
-                                           disabled_optimizers=['NchwcTransformer'])
+        disabled = ['NchwcTransformer'] if mode.endswith('nolayout') else []
+        session, _ = load_session(path, threads, optimization, check_export=check_export,
+                                  disabled_optimizers=disabled)
         return lambda x: session.run(None, {'input': x})
     hint = 'THROUGHPUT' if mode.endswith('throughput') else 'LATENCY'
     compiled, _ = compile_openvino(path, threads, hint, check_export=check_export)
