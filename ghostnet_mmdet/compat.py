@@ -18,6 +18,11 @@
    JSON from every rank into the same file, so after ``dist_test.sh`` a
    shorter write can leave the tail of a longer one behind it (invalid
    JSON). The dump is made on rank 0 only; every rank still logs the line.
+4. MMDetection 3.3.0's ``BaseDenseHead._predict_by_feat_single`` reads
+   ``self.loss_cls``, which ``SSDHead`` never sets (it skips AnchorHead's
+   constructor), so every SSD and SSDLite fails to predict
+   (open-mmlab/mmdetection#11780). ``SSDHead`` gets ``loss_cls = None`` as a
+   class attribute: no custom score activation, its own softmax.
 """
 import warnings
 
@@ -44,9 +49,16 @@ def _dump_test_metrics_on_rank_zero() -> None:
     LoggerHook.after_test_epoch = after_test_epoch
 
 
+def _let_ssd_heads_predict() -> None:
+    from mmdet.models.dense_heads import SSDHead
+    if not hasattr(SSDHead, 'loss_cls'):
+        SSDHead.loss_cls = None
+
+
 def apply() -> None:
     """Apply the fixes (idempotent)."""
     _dump_test_metrics_on_rank_zero()
+    _let_ssd_heads_predict()
     # MMEngine keeps its registered loaders in ``_schemes`` (no public getter).
     for prefix, loader in list(CheckpointLoader._schemes.items()):
         if prefix:

@@ -82,7 +82,13 @@ def test_configs_were_found():
     assert 'retinanet_ghostnet.py' in names
     assert {'retinanet_ghostnet-1.1x_fpn_1x_coco.py', 'retinanet_ghostnet-1.0x_fpn_1x_coco.py',
             'faster-rcnn_ghostnet-1.1x_fpn_1x_coco.py', 'yolox_ghostnet-1.0x_8xb8-300e_coco.py',
-            'yolov3_ghostnet-1.0x_8xb24-ms-416-300e_coco.py'} <= names
+            'yolov3_ghostnet-1.0x_8xb24-ms-416-300e_coco.py',
+            'ssdlite_ghostnet-1.0x_8xb24-600e_coco.py', 'ssdlite_ghostnet-1.3x_8xb24-600e_coco.py',
+            'ssdlite_ghostnetv2-1.0x_8xb24-600e_coco.py', 'ssdlite_ghostnet-1.0x_1xb8-1.5k_shapes.py',
+            'rtmdet_ghostnet-1.0x_8xb32-300e_coco.py',
+            'rtmdet_ghostnet-1.0x_1xb8-1.5k_shapes.py'} <= names
+    assert {'ssdlite_mobilenetv2_1xb8-1.5k_shapes.py',
+            'rtmdet_cspnext-tiny_1xb8-1.5k_shapes.py'} <= {p.name for p in BASELINE_CONFIGS}
     for version in ('v2', 'v3'):
         assert {f'retinanet_ghostnet{version}-1.0x_fpn_1x_coco.py',
                 f'yolov3_ghostnet{version}-1.0x_8xb24-ms-416-300e_coco.py',
@@ -109,7 +115,7 @@ def test_config_builds_trains_one_step_and_predicts(config):
 @pytest.mark.parametrize('config', BASELINE_CONFIGS, ids=lambda p: p.name)
 def test_baseline_config_builds_trains_one_step_and_predicts(config):
     cfg = Config.fromfile(str(config))
-    assert cfg.model.backbone.type in ('ResNet', 'MobileNetV2')
+    assert cfg.model.backbone.type in ('ResNet', 'MobileNetV2', 'CSPNeXt')
     # MMDetection's MobileNetV2 runs (and keeps) layers after its last output.
     train_step_and_predict(build_detector(cfg), all_backbone_params=False)
 
@@ -169,3 +175,28 @@ def test_train_tool_without_coco_fails_clearly(tmp_path):
     assert f'{missing}/train2017/' in result.stderr
     assert 'https://cocodataset.org' in result.stderr
     assert 'Traceback' not in result.stderr
+
+
+@pytest.mark.parametrize('config, base, neck, head, strides', [
+    ('ssdlite_ghostnet-1.0x_8xb24-600e_coco.py', 'mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py',
+     'SSDNeck', 'SSDHead', [16, 32, 64, 128, 256, 512]),
+    ('ssdlite_ghostnet-1.3x_8xb24-600e_coco.py', None, 'SSDNeck', 'SSDHead', [16, 32, 64, 128, 256, 512]),
+    ('ssdlite_ghostnetv2-1.0x_8xb24-600e_coco.py', None, 'SSDNeck', 'SSDHead', [16, 32, 64, 128, 256, 512]),
+    ('rtmdet_ghostnet-1.0x_8xb32-300e_coco.py', 'mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py',
+     'CSPNeXtPAFPN', 'RTMDetSepBNHead', [8, 16, 32])])
+def test_mobile_detectors_stand_on_mmdetection_configs(config, base, neck, head, strides):
+    """SSDLite and RTMDet configs inherit MMDetection's own (no copies of
+    them here) and feed its neck and head from GhostNet's taps: SSDLite the
+    last block at stride 16 and the final conv (as MobileNetV2 there),
+    RTMDet strides 8, 16, 32."""
+    path = REPO / 'configs' / 'ghostnet' / config
+    cfg = Config.fromfile(str(path))
+    if base is not None:
+        assert f"_base_ = '{base}'" in path.read_text()
+    assert cfg.model.neck.type == neck and cfg.model.bbox_head.type == head
+    model = build_detector(cfg).eval()
+    with torch.no_grad():
+        features = model.extract_feat(torch.randn(1, 3, 512, 512))
+    assert [512 // f.shape[-1] for f in features] == strides
+    taps = cfg.model.backbone.out_indices
+    assert tuple(taps) == ((6, 9) if head == 'SSDHead' else (4, 6, 8))

@@ -16,7 +16,8 @@ from mmdet.registry import MODELS
 
 # Necks whose outputs keep their inputs' order and strides, then add levels
 # at twice the last stride (``num_outs``).
-_PYRAMID_NECKS = ('FPN', 'PAFPN', 'ChannelMapper', 'YOLOXPAFPN', 'HRFPN', 'NASFPN', 'FPG')
+_PYRAMID_NECKS = ('FPN', 'PAFPN', 'ChannelMapper', 'YOLOXPAFPN', 'CSPNeXtPAFPN', 'HRFPN', 'NASFPN',
+                  'FPG')
 
 
 class ConfigError(ValueError):
