@@ -160,3 +160,74 @@ def run_tool_in_process(script, *args, capsys):
     status = module.main([str(a) for a in args])
     captured = capsys.readouterr()
     return status, captured.out, captured.err
+
+
+# What calibrate_heads aims the heads' predictors at: (mean, std) of their
+# outputs on the images.
+PREDICTOR_TARGETS = dict(cls=(-7.0, 2.0), reg=(0.0, 0.5), mixed=(0.0, 1.0))
+
+
+def calibrate_heads(model, images, seed=0):
+    """Make an untrained detector's heads behave like trained ones on
+    ``images``: their hidden layers Kaiming-initialised (MMDetection's
+    std-0.01 start shrinks their input's variation a hundredfold and leaves
+    every score at its prior up to float rounding), and their predictors
+    (the convs and FCs outside ConvModules) rescaled to the outputs of
+    :data:`PREDICTOR_TARGETS`: classification and objectness logits of
+    about -7 +- 2 with a random offset per channel (varied scores, a few
+    percent of them above the score thresholds, as with a trained head,
+    none saturated; softmax heads get their background column 5 higher),
+    box regressions of about 0 +- 0.5 (boxes of the priors' size, not exp(50)
+    of it). Many near-equal candidates would make NMS and the top-k cut
+    depend on float rounding, which differs between runtimes."""
+    import torch.nn as nn
+    from mmcv.cnn import ConvModule
+    generator = torch.Generator().manual_seed(seed)
+    modules = dict(model.named_modules())
+    predictors, hidden = {}, []
+    for name, module in modules.items():
+        if not isinstance(module, (nn.Conv2d, nn.Linear)) or \
+                not name.startswith(('bbox_head.', 'rpn_head.', 'roi_head.')):
+            continue
+        # Hidden: inside a ConvModule, or an FC of the RoI head's trunk.
+        if isinstance(modules[name.rpartition('.')[0]], ConvModule) or module.bias is None or \
+                'fcs.' in name:
+            hidden.append(module)
+        else:
+            predictors[name] = 'cls' if ('cls' in name or 'obj' in name) else \
+                'reg' if 'reg' in name else 'mixed'
+    for module in hidden:
+        nn.init.kaiming_normal_(module.weight, generator=generator)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    outputs = {}
+    hooks = [modules[name].register_forward_hook(
+        lambda _, __, out, name=name: outputs.setdefault(name, []).append(out.detach().flatten()))
+        for name in predictors]
+    samples = [DetDataSample(metainfo=dict(img_shape=im.shape[1:], ori_shape=im.shape[1:],
+                                           scale_factor=(1.0, 1.0))) for im in images]
+    with torch.no_grad():
+        data = model.data_preprocessor(dict(inputs=images, data_samples=samples), False)
+        model.predict(data['inputs'], data['data_samples'])
+    for hook in hooks:
+        hook.remove()
+    for name, kind in predictors.items():
+        module, values = modules[name], torch.cat(outputs[name])
+        mean, std = PREDICTOR_TARGETS[kind]
+        head = model.roi_head.bbox_head if name.startswith('roi_head.') else \
+            modules[name.split('.')[0]]
+        if kind == 'reg' and type(getattr(head, 'bbox_coder', None)).__name__ == \
+                'DistancePointBBoxCoder':
+            mean = 2.0  # distances to the box sides (in strides): positive
+        scale = std / (float(values.std()) + 1e-12)
+        module.weight.data *= scale
+        offset = torch.randn(module.bias.shape, generator=generator) * (0.5 if kind == 'cls' else 0)
+        module.bias.data = (module.bias.data - float(values.mean())) * scale + mean + offset
+        classes = getattr(head, 'num_classes', 0)
+        if kind == 'cls' and not getattr(head, 'use_sigmoid_cls', True) and classes:
+            # Softmax over classes + background (SSD, the RoI head): the
+            # background column of every prior gets +5 + 7 (logits stay
+            # around 0 after the shift above, where softmax lives).
+            bias = module.bias.data.view(-1, classes + 1)
+            bias[:, :classes] += 7.0
+            bias[:, classes] += 12.0

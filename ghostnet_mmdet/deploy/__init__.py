@@ -5,12 +5,14 @@ from .export import (BackboneForExport, DetectorForExport, ExportError, default_
                      export_backbone_onnx, export_onnx, prepare_for_export)
 from .openvino_detector import OpenVINODetector, compile_openvino
 from .ort_detector import OnnxRuntimeDetector, load_session, session_options
-from .runtime_detector import DeployError, RuntimeDetector, read_export_metadata
+from .postprocess import head_postprocess
+from .runtime_detector import DeployError, RuntimeDetector, model_feeds, read_export_metadata
 
 # --backend NAME of the tools -> the runner.
 BACKENDS = {'onnxruntime': OnnxRuntimeDetector, 'openvino': OpenVINODetector}
 
 __all__ = ['BACKENDS', 'BackboneForExport', 'DetectorForExport', 'DeployError', 'ExportError', 'OnnxRuntimeDetector',
            'OpenVINODetector', 'RuntimeDetector', 'compile_openvino', 'default_input_size',
-           'export_backbone_onnx', 'export_onnx', 'load_session', 'match_detections', 'prepare_for_export',
+           'export_backbone_onnx', 'export_onnx', 'head_postprocess', 'load_session',
+           'match_detections', 'model_feeds', 'prepare_for_export',
            'read_export_metadata', 'session_options']

@@ -1,27 +1,22 @@
-"""Export a whole detector to ONNX: a normalised image tensor in, boxes,
-scores and labels out, with box decoding and NMS inside the graph
-(mmdeploy's convention: input ``input``, outputs ``dets`` ``[N, M, 5]`` and
-``labels`` ``[N, M]``).
+"""Export a whole detector to ONNX: a normalised image tensor and each
+image's size in, boxes, scores and labels out, with box decoding and NMS
+inside the graph (mmdeploy's convention for the image and the outputs:
+input ``input``, outputs ``dets`` ``[N, M, 5]`` and ``labels`` ``[N, M]``;
+plus ``img_shape`` ``[N, 2]``, each image's height and width inside the
+padded input, where MMDetection clips boxes).
 
-The graph reproduces MMDetection's own post-processing step for step, so
-that onnxruntime gives the detections of ``model.predict`` box for box:
-
-- RetinaNet-style heads (sigmoid classification, anchors, delta boxes): per
-  level the ``nms_pre`` best (anchor, class) scores, kept if above
-  ``score_thr``; decoded with the head's own box coder and clipped to the
-  input; boxes not wider and taller than ``min_bbox_size`` dropped;
-- YOLOX: objectness times the best class score, kept if at least
-  ``score_thr``; boxes decoded from the priors;
-- then NMS per class (ONNX ``NonMaxSuppression``) and the ``max_per_img``
-  best.
+The graph reproduces MMDetection's own post-processing step for step (see
+:mod:`ghostnet_mmdet.deploy.postprocess` for each head family), so that the
+runtimes give the detections of ``model.predict`` box for box.
 
 Boxes are in input-tensor coordinates; dividing by the resize factor is the
 runner's (:class:`~ghostnet_mmdet.deploy.OnnxRuntimeDetector`) job, as in
 MMDetection. Exported with torch's TorchScript exporter (``dynamo=False``):
-it takes the NMS operator from a ``symbolic`` function, while the dynamo
-exporter would need it as a custom op with an onnxscript translation, and
-it traces MMDetection's heads without graph breaks.
+it takes the NMS and RoIAlign operators from ``symbolic`` functions, while
+the dynamo exporter would need them as custom ops with onnxscript
+translations, and it traces MMDetection's heads without graph breaks.
 """
+import copy
 import json
 from typing import Optional, Sequence, Tuple
 
@@ -29,30 +24,13 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import fuse_conv_bn
 
-from .nms import batched_class_nms
-
-SUPPORTED_HEADS = ('RetinaHead', 'YOLOXHead')
-
-
-class ExportError(ValueError):
-    """A detector or option the exporter does not support; says which."""
-
-
-def _head_kind(head) -> str:
-    names = [cls.__name__ for cls in type(head).__mro__]
-    if 'YOLOXHead' in names:
-        return 'yolox'
-    if 'AnchorHead' in names and getattr(head, 'use_sigmoid_cls', False) and \
-            type(head.bbox_coder).__name__ == 'DeltaXYWHBBoxCoder':
-        return 'anchor'
-    raise ExportError(
-        f'ONNX export supports {", ".join(SUPPORTED_HEADS)} (and other sigmoid anchor heads '
-        f'with DeltaXYWHBBoxCoder), not {type(head).__name__}')
+from .postprocess import ROI_ALIGN_OPSET, ExportError, TwoStagePostprocess, head_postprocess
+from .runtime_detector import INPUT_NAMES, OUTPUT_NAMES
 
 
 class DetectorForExport(nn.Module):
-    """A single-stage MMDetection detector with its post-processing, as one
-    traceable module for a fixed input size.
+    """An MMDetection detector with its post-processing, as one traceable
+    module: ``forward(inputs, img_shape)`` gives ``(dets, labels)``.
 
     Args:
         detector (nn.Module): The detector, in eval mode.
@@ -66,93 +44,14 @@ class DetectorForExport(nn.Module):
                  max_per_img: Optional[int] = None) -> None:
         super().__init__()
         self.detector = detector
-        if getattr(detector, 'bbox_head', None) is None:
-            raise ExportError(
-                f'ONNX export supports single-stage detectors ({", ".join(SUPPORTED_HEADS)}); '
-                f'{type(detector).__name__} has no bbox_head (two-stage detectors are not '
-                'supported)')
-        self.head = detector.bbox_head
-        self.kind = _head_kind(self.head)
+        self.postprocess = head_postprocess(detector, max_per_img)
         self.input_size = tuple(input_size)
-        cfg = self.head.test_cfg
-        self.score_thr = float(cfg.get('score_thr', 0.0))
-        self.nms_pre = int(cfg.get('nms_pre', -1))
-        self.min_bbox_size = cfg.get('min_bbox_size', -1)
-        nms = cfg.get('nms') or {}
-        if nms.get('type', 'nms') != 'nms':
-            raise ExportError(f"ONNX export supports test_cfg.nms type 'nms', not {nms['type']!r}")
-        self.iou_threshold = float(nms.get('iou_threshold', 0.5))
-        self.max_per_img = int(max_per_img or cfg.get('max_per_img') or 1000)
-        self.num_classes = self.head.num_classes
 
     def settings(self) -> dict:
-        return dict(head=type(self.head).__name__, score_thr=self.score_thr,
-                    nms_pre=self.nms_pre, min_bbox_size=self.min_bbox_size,
-                    iou_threshold=self.iou_threshold, max_per_img=self.max_per_img)
+        return self.postprocess.settings()
 
-    def forward(self, inputs: torch.Tensor):
-        features = self.detector.extract_feat(inputs)
-        outputs = self.head(features)
-        if self.kind == 'anchor':
-            boxes, scores, labels, valid = self._anchor_candidates(*outputs, inputs.shape[0])
-        else:
-            boxes, scores, labels, valid = self._yolox_candidates(*outputs, inputs.shape[0])
-        return batched_class_nms(boxes, scores, labels, valid, self.num_classes,
-                                 self.iou_threshold, self.max_per_img)
-
-    def _anchor_candidates(self, cls_scores, bbox_preds, batch):
-        head = self.head
-        sizes = [score.shape[-2:] for score in cls_scores]
-        anchors = head.prior_generator.grid_priors(sizes, device=cls_scores[0].device)
-        levels = []
-        for cls_score, bbox_pred, level_anchors in zip(cls_scores, bbox_preds, anchors):
-            # (anchor, class) pairs in MMDetection's order: position, anchor, class.
-            scores = cls_score.permute(0, 2, 3, 1).reshape(batch, -1).sigmoid()
-            deltas = bbox_pred.permute(0, 2, 3, 1).reshape(batch, -1, 4)
-            count = scores.shape[1]
-            if 0 < self.nms_pre < count:
-                scores, index = scores.topk(self.nms_pre, dim=1)
-            else:
-                index = torch.arange(count, device=scores.device).expand(batch, count)
-            anchor_index = torch.div(index, self.num_classes, rounding_mode='floor')
-            labels = index - anchor_index * self.num_classes
-            deltas = torch.gather(deltas, 1, anchor_index[..., None].expand(-1, -1, 4))
-            # max_shape=None: MMDetection 3.3.0's delta2bbox clips through
-            # mmdet.core.export (gone since 3.0) while exporting; the clip
-            # follows here, as its eager path does it.
-            boxes = head.bbox_coder.decode(level_anchors[anchor_index].reshape(-1, 4),
-                                           deltas.reshape(-1, 4), max_shape=None)
-            if getattr(head.bbox_coder, 'clip_border', True):
-                boxes = self._clip(boxes)
-            levels.append((boxes.reshape(batch, -1, 4), scores, labels))
-        boxes, scores, labels = (torch.cat(parts, dim=1) for parts in zip(*levels))
-        valid = scores > self.score_thr
-        if self.min_bbox_size is not None and self.min_bbox_size >= 0:
-            valid = valid & (boxes[..., 2] - boxes[..., 0] > self.min_bbox_size) & \
-                (boxes[..., 3] - boxes[..., 1] > self.min_bbox_size)
-        return boxes, scores, labels, valid
-
-    def _clip(self, boxes: torch.Tensor) -> torch.Tensor:
-        """delta2bbox's clip to the input: the same two ``torch.where``."""
-        height, width = self.input_size
-        limit = boxes.new_tensor([width, height, width, height])
-        boxes = torch.where(boxes < 0, boxes.new_tensor(0.), boxes)
-        return torch.where(boxes > limit, limit, boxes)
-
-    def _yolox_candidates(self, cls_scores, bbox_preds, objectnesses, batch):
-        head = self.head
-        sizes = [score.shape[-2:] for score in cls_scores]
-        priors = torch.cat(head.prior_generator.grid_priors(
-            sizes, dtype=cls_scores[0].dtype, device=cls_scores[0].device, with_stride=True))
-        class_scores = torch.cat([s.permute(0, 2, 3, 1).reshape(batch, -1, self.num_classes)
-                                  for s in cls_scores], dim=1).sigmoid()
-        deltas = torch.cat([p.permute(0, 2, 3, 1).reshape(batch, -1, 4) for p in bbox_preds], dim=1)
-        objectness = torch.cat([o.permute(0, 2, 3, 1).reshape(batch, -1)
-                                for o in objectnesses], dim=1).sigmoid()
-        boxes = head._bbox_decode(priors, deltas)
-        best, labels = class_scores.max(dim=2)
-        valid = objectness * best >= self.score_thr
-        return boxes, best * objectness, labels, valid
+    def forward(self, inputs: torch.Tensor, img_shape: torch.Tensor):
+        return self.postprocess(self.detector.extract_feat(inputs), img_shape)
 
 
 def default_input_size(cfg):
@@ -203,8 +102,23 @@ def prepare_for_export(detector: nn.Module, fuse: bool = False) -> nn.Module:
         backbone = getattr(detector, 'backbone', None)
         if hasattr(backbone, 'switch_to_deploy'):
             backbone.switch_to_deploy()
+        unshare_modules(detector)
         fuse_conv_bn(detector)
     return detector
+
+
+def unshare_modules(module: nn.Module, _seen: Optional[set] = None) -> None:
+    """Give every submodule reached under a second name a copy of its own.
+    RTMDet's head shares its convolutions across levels, each level with its
+    own BatchNorm: folding those into one shared convolution would fold
+    every level's statistics into the same weights."""
+    seen = set() if _seen is None else _seen
+    for name, child in module.named_children():
+        if id(child) in seen:
+            child = copy.deepcopy(child)
+            setattr(module, name, child)
+        seen.add(id(child))
+        unshare_modules(child, seen)
 
 
 def export_onnx(detector: nn.Module, path: str, input_size: Tuple[int, int],
@@ -219,16 +133,21 @@ def export_onnx(detector: nn.Module, path: str, input_size: Tuple[int, int],
         ``input_size``, the post-processing settings, ``metadata``).
     """
     import onnx
-    if opset < 11:  # checked before anything is written
+    # Checked before anything is written.
+    if opset < 11:
         raise ExportError(f'--opset must be at least 11 (NonMaxSuppression with boxes per '
                           f'image, TopK with a k input), got {opset}')
     wrapper = DetectorForExport(detector, input_size, max_per_img).eval()
+    if isinstance(wrapper.postprocess, TwoStagePostprocess) and opset < ROI_ALIGN_OPSET:
+        raise ExportError(f'--opset must be at least {ROI_ALIGN_OPSET} for two-stage detectors '
+                          f'(RoiAlign with half_pixel coordinates), got {opset}')
     dummy = torch.zeros(batch_size, 3, *input_size)
-    dynamic_axes = {name: {0: 'batch'} for name in ('input', 'dets', 'labels')} \
+    img_shape = torch.tensor([list(input_size)] * batch_size, dtype=torch.float32)
+    dynamic_axes = {name: {0: 'batch'} for name in INPUT_NAMES + OUTPUT_NAMES} \
         if dynamic_batch else None
     with torch.no_grad():
-        torch.onnx.export(wrapper, (dummy, ), path, dynamo=False, opset_version=opset,
-                          input_names=['input'], output_names=['dets', 'labels'],
+        torch.onnx.export(wrapper, (dummy, img_shape), path, dynamo=False, opset_version=opset,
+                          input_names=INPUT_NAMES, output_names=OUTPUT_NAMES,
                           dynamic_axes=dynamic_axes, do_constant_folding=True)
     model = onnx.load(path)
     info = dict(classes=list(classes or []), input_size=list(input_size),

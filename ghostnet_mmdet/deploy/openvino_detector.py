@@ -6,14 +6,14 @@ metadata (classes, input size, post-processing) that the tools check, and
 OpenVINO reads it, ``NonMaxSuppression`` included, in well under a second
 for these detectors; an IR (``.xml``/``.bin``) would only save that read.
 """
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from mmdet.registry import MODELS
 
 from .runtime_detector import (DeployError, RuntimeDetector, check_io_names, check_model_file,
-                               first_line, read_export_metadata)
+                               first_line, input_names, read_export_metadata)
 
 HINTS = ('LATENCY', 'THROUGHPUT')
 
@@ -41,8 +41,8 @@ def compile_openvino(onnx_file: str, num_threads: Optional[int] = None, hint: st
     meta = {}
     if check_export:
         meta = read_export_metadata(onnx_file)
-        check_io_names(onnx_file, [port.get_any_name() for port in model.inputs],
-                       [port.get_any_name() for port in model.outputs])
+        check_io_names(onnx_file, input_names(model),
+                       [port.get_any_name() for port in model.outputs], meta)
     config = {'PERFORMANCE_HINT': hint, 'INFERENCE_PRECISION_HINT': 'f32'}
     if num_threads:
         config['INFERENCE_NUM_THREADS'] = int(num_threads)
@@ -66,12 +66,12 @@ class OpenVINODetector(RuntimeDetector):
         self.hint = hint
         super().__init__(onnx_file, data_preprocessor, classes=classes, num_threads=num_threads)
 
-    def _load(self, onnx_file: str, num_threads: Optional[int]) -> Dict:
+    def _load(self, onnx_file: str, num_threads: Optional[int]) -> Tuple[Dict, List[str]]:
         self.compiled, meta = compile_openvino(onnx_file, num_threads, self.hint)
         self.request = self.compiled.create_infer_request()
-        return meta
+        return meta, input_names(self.compiled)
 
-    def infer(self, inputs: np.ndarray):
-        results = self.request.infer({'input': inputs})
+    def infer(self, feeds: Dict[str, np.ndarray]):
+        results = self.request.infer(feeds)
         named = {port.get_any_name(): value for port, value in results.items()}
         return named['dets'], named['labels']

@@ -1,12 +1,12 @@
 """onnxruntime as a backend of MMDetection's tools (CPU execution provider)."""
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from mmdet.registry import MODELS
 
 from .runtime_detector import (DeployError, RuntimeDetector, check_io_names, check_model_file,
-                               first_line, read_export_metadata)
+                               first_line, input_names, read_export_metadata)
 
 
 def session_options(num_threads: Optional[int] = None, optimization: str = 'all'):
@@ -48,9 +48,10 @@ def load_session(onnx_file: str, num_threads: Optional[int] = None, optimization
     if not check_export:
         return session, {}
     meta = read_export_metadata(onnx_file)
-    check_io_names(onnx_file, [i.name for i in session.get_inputs()],
-                   [o.name for o in session.get_outputs()])
+    check_io_names(onnx_file, input_names(session), [o.name for o in session.get_outputs()],
+                   meta)
     return session, meta
+
 
 
 @MODELS.register_module()
@@ -60,9 +61,9 @@ class OnnxRuntimeDetector(RuntimeDetector):
     the arguments)."""
     backend = 'onnxruntime'
 
-    def _load(self, onnx_file: str, num_threads: Optional[int]) -> Dict:
+    def _load(self, onnx_file: str, num_threads: Optional[int]) -> Tuple[Dict, List[str]]:
         self.session, meta = load_session(onnx_file, num_threads)
-        return meta
+        return meta, input_names(self.session)
 
-    def infer(self, inputs: np.ndarray):
-        return self.session.run(None, {'input': inputs})
+    def infer(self, feeds: Dict[str, np.ndarray]):
+        return self.session.run(None, feeds)

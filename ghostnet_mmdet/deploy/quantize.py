@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule
 
-from .runtime_detector import DeployError, pad_to_input
+from .runtime_detector import INPUT_NAMES, DeployError, model_feeds, pad_to_input
 
 # Kinds of convolution that quantize() can keep in float32.
 KEEP_FP32_KINDS = ('stem', 'depthwise', 'se', 'attention', 'head_output')
@@ -70,10 +70,12 @@ def onnx_conv_nodes(model, module_paths: Iterable[str], prefix: str = 'detector.
             if node.op_type == 'Conv' and len(node.input) > 1 and node.input[1] in wanted]
 
 
-def calibration_inputs(cfg, num_images: int, input_size, seed: int = 0) -> List[np.ndarray]:
+def calibration_inputs(cfg, num_images: int, input_size, seed: int = 0) -> List[Dict]:
     """``num_images`` training images of the config's dataset (spread over
     it by a seeded draw), through the test pipeline and the data
-    preprocessor, padded to the exported size: float32 ``1x3xHxW``."""
+    preprocessor, padded to the exported size: the graph's inputs
+    (:func:`~ghostnet_mmdet.deploy.runtime_detector.model_feeds`), a float32
+    ``1x3xHxW`` ``input`` and its ``img_shape``."""
     from mmdet.registry import DATASETS, MODELS
     from mmdet.utils import get_test_pipeline_cfg
     dataset_cfg = copy.deepcopy(cfg.train_dataloader.dataset)
@@ -94,20 +96,21 @@ def calibration_inputs(cfg, num_images: int, input_size, seed: int = 0) -> List[
             item = dataset[index]
             data = preprocessor(dict(inputs=[item['inputs']], data_samples=[item['data_samples']]),
                                 False)
-            inputs.append(pad_to_input(data['inputs'], input_size,
-                                       getattr(preprocessor, 'pad_value', 0)).numpy())
+            batch = pad_to_input(data['inputs'], input_size, getattr(preprocessor, 'pad_value', 0))
+            inputs.append(model_feeds(INPUT_NAMES, batch.numpy(),
+                                      [item['data_samples'].metainfo['img_shape'][:2]]))
     return inputs
 
 
 class _Reader:
-    """onnxruntime's CalibrationDataReader protocol over a list of inputs."""
+    """onnxruntime's CalibrationDataReader protocol over a list of the
+    graph's inputs."""
 
-    def __init__(self, inputs: Sequence[np.ndarray]) -> None:
+    def __init__(self, inputs: Sequence[Dict]) -> None:
         self.inputs = iter(inputs)
 
     def get_next(self):
-        batch = next(self.inputs, None)
-        return None if batch is None else {'input': batch}
+        return next(self.inputs, None)
 
 
 ENGINES = ('nncf', 'onnxruntime')
@@ -129,7 +132,7 @@ def _quantize_with_nncf(fp32, inputs, keep_fp32_nodes, calibration):
                        if not node.name.startswith(NETWORK_SCOPES)]
     ignored = nncf.IgnoredScope(names=sorted(set(post_processing) | set(keep_fp32_nodes)),
                                 validate=False)
-    dataset = nncf.Dataset(list(inputs), lambda batch: {'input': batch})
+    dataset = nncf.Dataset(list(inputs))
     return nncf.quantize(fp32, dataset, subset_size=len(inputs), ignored_scope=ignored,
                          preset=nncf.QuantizationPreset.MIXED)
 
@@ -150,13 +153,14 @@ def _quantize_with_onnxruntime(fp32_file, out_file, inputs, keep_fp32_nodes, cal
                     extra_options=dict(WeightSymmetric=True, ActivationSymmetric=False))
 
 
-def quantize_onnx(fp32_file: str, out_file: str, inputs: Sequence[np.ndarray],
+def quantize_onnx(fp32_file: str, out_file: str, inputs: Sequence[Dict],
                   keep_fp32_nodes: Sequence[str] = (), engine: str = 'nncf',
                   calibration: str = 'minmax', reduce_range: bool = False,
                   extra_metadata: Optional[dict] = None) -> dict:
     """Quantize ``fp32_file`` (an exported detector) to INT8 QDQ with
     ``engine``, keeping ``keep_fp32_nodes`` and the post-processing in
-    float32, calibrated on ``inputs``; write ``out_file`` with the FP32
+    float32, calibrated on ``inputs`` (the graph's inputs, name to array);
+    write ``out_file`` with the FP32
     file's metadata plus a ``quantization`` record. Returns that record."""
     import onnx
     if engine not in ENGINES:

@@ -20,7 +20,10 @@ class DeployError(ValueError):
     """An ONNX file or input that the runtime cannot use; says why."""
 
 
-INPUT_NAMES, OUTPUT_NAMES = ['input'], ['dets', 'labels']
+INPUT_NAMES, OUTPUT_NAMES = ['input', 'img_shape'], ['dets', 'labels']
+# Head families that do not clip boxes (MMDetection's YOLOX and YOLOv3): the
+# exporter drops their unused img_shape input.
+UNCLIPPED_FAMILIES = ('yolox', 'yolov3')
 
 
 def first_line(err: Exception) -> str:
@@ -48,10 +51,35 @@ def check_model_file(onnx_file: str) -> None:
         raise DeployError(f'ONNX file not found: {onnx_file}')
 
 
-def check_io_names(onnx_file: str, inputs: List[str], outputs: List[str]) -> None:
+def check_io_names(onnx_file: str, inputs: List[str], outputs: List[str], meta: Dict) -> None:
+    """Refuse a file whose inputs and outputs are not the exporter's."""
+    family = meta.get('postprocess', {}).get('family')
+    if family in UNCLIPPED_FAMILIES and inputs == INPUT_NAMES[:1]:
+        inputs = INPUT_NAMES
     if inputs != INPUT_NAMES or outputs != OUTPUT_NAMES:
         raise DeployError(f'{onnx_file} has inputs {inputs} and outputs {outputs}; '
-                          f'expected {INPUT_NAMES} and {OUTPUT_NAMES}')
+                          f'expected {INPUT_NAMES} and {OUTPUT_NAMES} (files exported before '
+                          'the img_shape input: export them again)')
+
+
+def input_names(model) -> List[str]:
+    """The input names of an onnxruntime session or an OpenVINO (compiled)
+    model."""
+    if hasattr(model, 'get_inputs'):
+        return [i.name for i in model.get_inputs()]
+    return [port.get_any_name() for port in model.inputs]
+
+
+def model_feeds(input_names: List[str], inputs: np.ndarray, img_shapes=None) -> Dict:
+    """The graph's inputs: the padded float32 batch and, where the graph
+    takes it, each image's ``(height, width)`` inside it (the whole input
+    when ``img_shapes`` is not given)."""
+    feeds = {'input': inputs}
+    if 'img_shape' in input_names:
+        if img_shapes is None:
+            img_shapes = [inputs.shape[2:4]] * inputs.shape[0]
+        feeds['img_shape'] = np.asarray(img_shapes, dtype=np.float32).reshape(-1, 2)
+    return feeds
 
 
 def pad_to_input(inputs: torch.Tensor, input_size, pad_value: float = 0) -> torch.Tensor:
@@ -89,7 +117,7 @@ class RuntimeDetector(BaseModel):
                                         not isinstance(num_threads, int) or num_threads < 1):
             raise DeployError(f'num_threads must be a positive int, got {num_threads!r}')
         self.onnx_file = onnx_file
-        self.meta = self._load(onnx_file, num_threads)
+        self.meta, self.input_names = self._load(onnx_file, num_threads)
         self.input_size = tuple(self.meta['input_size'])
         # Back to the original image as the head itself does it: YOLOXHead
         # divides by the scale factor, the other heads multiply by its inverse.
@@ -102,12 +130,13 @@ class RuntimeDetector(BaseModel):
                 f'this config has {len(classes)} ({_names(classes)})')
         self.dataset_meta = dict(classes=exported or tuple(classes or ()))
 
-    def _load(self, onnx_file: str, num_threads: Optional[int]) -> Dict:
-        """Load the file into the runtime; return its export metadata."""
+    def _load(self, onnx_file: str, num_threads: Optional[int]) -> Tuple[Dict, List[str]]:
+        """Load the file into the runtime; return its export metadata and
+        its input names."""
         raise NotImplementedError
 
-    def infer(self, inputs: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """``dets`` and ``labels`` for a float32 NCHW batch of the model's size."""
+    def infer(self, feeds: Dict[str, np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+        """``dets`` and ``labels`` for the graph's inputs (:func:`model_feeds`)."""
         raise NotImplementedError
 
     def _fit_input(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -122,10 +151,12 @@ class RuntimeDetector(BaseModel):
                 f'--shape {inputs.shape[2]} {inputs.shape[3]} (or larger)')
         return pad_to_input(inputs, self.input_size, getattr(self.data_preprocessor, 'pad_value', 0))
 
-    def _run(self, inputs: np.ndarray):
-        if self.dynamic_batch or inputs.shape[0] == 1:
-            return self.infer(inputs)
-        parts = [self.infer(inputs[i:i + 1]) for i in range(inputs.shape[0])]
+    def _run(self, feeds: Dict[str, np.ndarray]):
+        batch = feeds['input'].shape[0]
+        if self.dynamic_batch or batch == 1:
+            return self.infer(feeds)
+        parts = [self.infer({name: value[i:i + 1] for name, value in feeds.items()})
+                 for i in range(batch)]
         return [np.concatenate(outputs) for outputs in zip(*parts)]
 
     def forward(self, inputs: torch.Tensor, data_samples: Optional[List] = None,
@@ -133,7 +164,9 @@ class RuntimeDetector(BaseModel):
         if mode != 'predict':
             raise DeployError(f'{type(self).__name__} only predicts (mode={mode!r})')
         batch = self._fit_input(inputs).float().contiguous().numpy()
-        dets, labels = self._run(batch)
+        # Boxes are clipped at each image, not at the padding around it.
+        img_shapes = [sample.metainfo['img_shape'][:2] for sample in data_samples]
+        dets, labels = self._run(model_feeds(self.input_names, batch, img_shapes))
         dets, labels = torch.from_numpy(np.asarray(dets)), torch.from_numpy(np.asarray(labels))
         for sample, image_dets, image_labels in zip(data_samples, dets, labels):
             keep = image_labels >= 0

@@ -56,15 +56,19 @@ def ratio_median(times: Dict[Hashable, List[float]], numerator: Hashable,
 
 
 def spread_head_scores(detector: torch.nn.Module, seed: int = 0) -> None:
-    """Give an untrained detection head varied, confident scores, so that
-    about as many boxes reach NMS as with a trained one (an untrained head
-    scores everything near its prior, 0.01, below every score_thr)."""
+    """Give an untrained detector's heads (its bbox head, or its RPN and RoI
+    head) varied, confident scores, so that about as many boxes reach NMS as
+    with a trained one (an untrained head scores everything near its prior,
+    0.01, below every score_thr)."""
     generator = torch.Generator().manual_seed(seed)
-    for name, param in detector.bbox_head.named_parameters():
-        if 'cls' in name or 'obj' in name:
-            spread = torch.randn(param.shape, generator=generator)
-            param.data = spread * 2 - 2 if name.endswith('bias') else spread * 0.05
-
+    roi_head = getattr(detector, 'roi_head', None)
+    heads = (getattr(detector, 'bbox_head', None), getattr(detector, 'rpn_head', None),
+             getattr(roi_head, 'bbox_head', None))
+    for head in (head for head in heads if head is not None):
+        for name, param in head.named_parameters():
+            if 'cls' in name or 'obj' in name:
+                spread = torch.randn(param.shape, generator=generator)
+                param.data = spread * 2 - 2 if name.endswith('bias') else spread * 0.05
 
 
 def processor_name() -> str:

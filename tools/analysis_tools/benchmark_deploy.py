@@ -10,6 +10,8 @@ backbone's to its feature maps.
     python tools/analysis_tools/benchmark_deploy.py --sizes 320 640 --threads 2
     python tools/analysis_tools/benchmark_deploy.py --part backbone --sizes 320 640 \\
         --only GhostNet-1.0x MobileNetV2 --modes onnxruntime openvino
+    python tools/analysis_tools/benchmark_deploy.py --sizes 320 --only SSDLite \\
+        --ratios GhostNet/MobileNetV2 --modes eager onnxruntime openvino
 
 Ratios are medians of per-round ratios (steadier than ratios of medians on
 a noisy machine). Without --checkpoints the weights are random, and the
@@ -33,6 +35,7 @@ from mmdet.structures import DetDataSample
 import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
 from ghostnet_mmdet.deploy import compile_openvino, export_backbone_onnx, export_onnx, load_session
 from ghostnet_mmdet.deploy.layout import layout_breaks
+from ghostnet_mmdet.deploy.runtime_detector import input_names, model_feeds
 from ghostnet_mmdet.deploy.quantize import (DEFAULT_KEEP_FP32, KEEP_FP32_KINDS, conv_kinds,
                                             onnx_conv_nodes, quantize_onnx)
 from ghostnet_mmdet.apis import detector_to_time
@@ -45,7 +48,13 @@ DETECTORS = {
     'RetinaNet GhostNetV2-1.0x, GhostShapes': f'configs/ghostnet/retinanet_ghostnetv2-1.0x_{SHAPES}',
     'RetinaNet GhostNetV3-1.0x, GhostShapes': f'configs/ghostnet/retinanet_ghostnetv3-1.0x_{SHAPES}',
     'RetinaNet MobileNetV2, GhostShapes': f'configs/baselines/retinanet_mobilenetv2_{SHAPES}',
+    'SSDLite GhostNet-1.0x, GhostShapes': 'configs/ghostnet/ssdlite_ghostnet-1.0x_1xb8-1.5k_shapes.py',
+    'SSDLite MobileNetV2, GhostShapes': 'configs/baselines/ssdlite_mobilenetv2_1xb8-1.5k_shapes.py',
+    'RTMDet GhostNet-1.0x, GhostShapes': 'configs/ghostnet/rtmdet_ghostnet-1.0x_1xb8-1.5k_shapes.py',
+    'RTMDet CSPNeXt-tiny, GhostShapes': 'configs/baselines/rtmdet_cspnext-tiny_1xb8-1.5k_shapes.py',
     'YOLOX GhostNet-1.0x, COCO': 'configs/ghostnet/yolox_ghostnet-1.0x_8xb8-300e_coco.py',
+    'YOLOv3 GhostNet-1.0x, GhostShapes': 'configs/ghostnet/yolov3_ghostnet-1.0x_1xb8-1.5k_shapes.py',
+    'Faster R-CNN GhostNet-1.1x, COCO': 'configs/ghostnet/faster-rcnn_ghostnet-1.1x_fpn_1x_coco.py',
     'RetinaNet R-50 (MMDetection), COCO': 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
 }
 MODES = ('eager', 'fused', 'onnxruntime', 'openvino', 'onnxruntime-int8', 'openvino-int8')
@@ -79,7 +88,9 @@ def int8_file(fp32_file, named, prefix, size, keep_fp32=DEFAULT_KEEP_FP32, engin
     keep = onnx_conv_nodes(onnx.load(fp32_file),
                            [path for kind in keep_fp32 for path in kinds[kind]], prefix)
     generator = torch.Generator().manual_seed(0)
-    inputs = [torch.randn(1, 3, size, size, generator=generator).numpy() for _ in range(4)]
+    names = [i.name for i in onnx.load(fp32_file, load_external_data=False).graph.input]
+    inputs = [model_feeds(names, torch.randn(1, 3, size, size, generator=generator).numpy())
+              for _ in range(4)]
     path = fp32_file.replace('.onnx', '_int8.onnx')
     quantize_onnx(fp32_file, path, inputs, keep, engine=engine)
     return path
@@ -92,11 +103,11 @@ def runtime_call(mode, path, threads, check_export):
         disabled = ['NchwcTransformer'] if mode.endswith('nolayout') else []
         session, _ = load_session(path, threads, optimization, check_export=check_export,
                                   disabled_optimizers=disabled)
-        return lambda x: session.run(None, {'input': x})
+        return lambda x: session.run(None, model_feeds(input_names(session), x))
     hint = 'THROUGHPUT' if mode.endswith('throughput') else 'LATENCY'
     compiled, _ = compile_openvino(path, threads, hint, check_export=check_export)
     request = compiled.create_infer_request()
-    return lambda x: request.infer({'input': x})
+    return lambda x: request.infer(model_feeds(input_names(compiled), x))
 
 
 def runners(name, config, checkpoint, part, modes, size, threads, folder, block,

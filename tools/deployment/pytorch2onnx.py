@@ -6,10 +6,15 @@
         work_dirs/retinanet_ghostnet-1.0x_fpn_1xb8-1.5k_shapes/iter_1500.pth \\
         --out retinanet_shapes.onnx --fuse --verify data/shapes/val/000000.jpg
 
+Every detector config of the plugin exports: RetinaNet, SSDLite, RTMDet,
+YOLOX, YOLOv3 and Faster R-CNN (README: the export support matrix).
+
 The graph takes the normalised, padded image tensor that the config's test
-pipeline and data preprocessor make (input ``input``, N x 3 x H x W) and
-returns ``dets`` (N x M x 5: x1, y1, x2, y2, score, in input pixels) and
-``labels`` (N x M; -1 past an image's detections). Run it with
+pipeline and data preprocessor make (input ``input``, N x 3 x H x W) and each
+image's height and width inside it (``img_shape``, N x 2, float: boxes are
+clipped there, as MMDetection clips them), and returns ``dets`` (N x M x 5:
+x1, y1, x2, y2, score, in input pixels) and ``labels`` (N x M; -1 past an
+image's detections). Run it with
 ``tools/test.py CONFIG model.onnx --backend onnxruntime`` (or ``openvino``)
 or ``tools/demo.py IMAGE CONFIG model.onnx --backend openvino``.
 """

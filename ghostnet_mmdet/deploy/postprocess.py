@@ -1,0 +1,407 @@
+"""MMDetection's test-time post-processing, head family by head family, as
+traceable tensor code for :class:`~ghostnet_mmdet.deploy.DetectorForExport`.
+
+Each family reproduces its head's ``predict_by_feat`` step for step, so that
+an exported detector gives ``model.predict``'s detections box for box:
+
+- ``dense`` (RetinaNet, SSDLite, RTMDet and other heads that predict per
+  prior, without score factors): per level the ``nms_pre`` best (prior,
+  class) scores (sigmoid, or softmax without the background column), kept
+  if above ``score_thr``; decoded with the head's own box coder (deltas from
+  anchors, or distances from points); clipped to the image;
+- ``yolox``: objectness times the best class score, kept if at least
+  ``score_thr``; boxes decoded from the priors (YOLOX does not clip);
+- ``yolov3``: priors with objectness at least ``conf_thr`` and a class score
+  above ``score_thr``, the ``nms_pre`` best class scores over all levels,
+  scored by class score times objectness; YOLO box coder (no clip);
+- ``two_stage`` (Faster R-CNN): the RPN as a dense head whose "classes" are
+  its levels (MMDetection's RPN suppresses per level), its ``max_per_img``
+  proposals, RoIAlign on the level that each proposal's scale maps to, the
+  RoI head, class-specific boxes decoded from the proposals and clipped;
+- then boxes no wider and taller than ``min_bbox_size`` dropped, NMS per
+  class and the ``max_per_img`` best (:func:`batched_class_nms`).
+
+Boxes are clipped at each image's own height and width (the graph's
+``img_shape`` input), where MMDetection clips them, not at the padded
+input. They stay in input-tensor coordinates: dividing by the resize
+factor is the runner's job, as in MMDetection.
+"""
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from .nms import batched_class_nms
+
+
+class ExportError(ValueError):
+    """A detector or option the exporter does not support; says which."""
+
+
+SUPPORTED = ('RetinaHead', 'SSDHead', 'RTMDetHead (RTMDetSepBNHead)', 'YOLOXHead', 'YOLOV3Head',
+             'Faster R-CNN (RPNHead + StandardRoIHead)')
+
+
+def _class_names(module) -> List[str]:
+    return [cls.__name__ for cls in type(module).__mro__]
+
+
+def clip_to_image(boxes: Tensor, img_shape: Tensor) -> Tensor:
+    """``boxes [B, K, 4]`` clipped at each image's ``(height, width)``
+    (``img_shape [B, 2]``), as MMDetection's box coders clamp them."""
+    height, width = img_shape[:, 0:1], img_shape[:, 1:2]
+    limit = torch.stack([width, height, width, height], dim=-1)
+    return torch.minimum(torch.maximum(boxes, boxes.new_zeros(())), limit)
+
+
+def _nms_settings(cfg, what: str) -> float:
+    nms = cfg.get('nms') or {}
+    if nms.get('type', 'nms') != 'nms':
+        raise ExportError(f"ONNX export supports {what}nms type 'nms', not {nms['type']!r}")
+    return float(nms.get('iou_threshold', 0.5))
+
+
+def _check_decoder(head, coders: Sequence[str]) -> None:
+    name = type(head.bbox_coder).__name__
+    if name not in coders:
+        raise ExportError(f'ONNX export of {type(head).__name__} supports the box coders '
+                          f'{", ".join(coders)}, not {name}')
+
+
+def dense_candidates(head, cls_scores: Sequence[Tensor], bbox_preds: Sequence[Tensor],
+                     img_shape: Tensor, nms_pre: int, sigmoid: bool, clip: bool):
+    """``BaseDenseHead._predict_by_feat_single`` (and RPNHead's) for a batch:
+    per level the ``nms_pre`` best (prior, class) scores, their boxes decoded
+    by the head's coder and, with ``clip``, clipped to the image.
+
+    Returns:
+        tuple: ``boxes [B, K, 4]``, ``scores [B, K]``, ``labels [B, K]`` and
+        ``levels [B, K]`` (the level of each candidate).
+    """
+    batch = cls_scores[0].shape[0]
+    sizes = [score.shape[-2:] for score in cls_scores]
+    priors = head.prior_generator.grid_priors(sizes, dtype=cls_scores[0].dtype,
+                                              device=cls_scores[0].device)
+    encode_size = head.bbox_coder.encode_size
+    num_classes = head.cls_out_channels if sigmoid else head.cls_out_channels - 1
+    parts = []
+    for level, (cls_score, bbox_pred, level_priors) in enumerate(zip(cls_scores, bbox_preds,
+                                                                    priors)):
+        # (prior, class) pairs in MMDetection's order: position, prior, class.
+        scores = cls_score.permute(0, 2, 3, 1).reshape(batch, -1, head.cls_out_channels)
+        # Softmax heads (SSD) put the background last and drop it.
+        scores = scores.sigmoid() if sigmoid else scores.softmax(-1)[..., :-1]
+        scores = scores.reshape(batch, -1)
+        deltas = bbox_pred.permute(0, 2, 3, 1).reshape(batch, -1, encode_size)
+        count = scores.shape[1]
+        if 0 < nms_pre < count:
+            # The best nms_pre of all, then the score threshold: the same set
+            # as MMDetection's threshold first, then the best nms_pre.
+            scores, index = scores.topk(nms_pre, dim=1)
+        else:
+            index = torch.arange(count, device=scores.device).expand(batch, count)
+        prior_index = torch.div(index, num_classes, rounding_mode='floor')
+        labels = index - prior_index * num_classes
+        deltas = torch.gather(deltas, 1, prior_index[..., None].expand(-1, -1, encode_size))
+        # max_shape=None: MMDetection 3.3.0's coders clip through
+        # mmdet.core.export (gone since 3.0) while exporting; the clip to
+        # each image follows here.
+        boxes = head.bbox_coder.decode(
+            level_priors[prior_index].reshape(-1, level_priors.shape[-1]),
+            deltas.reshape(-1, encode_size), max_shape=None).reshape(batch, -1, 4)
+        if clip and getattr(head.bbox_coder, 'clip_border', True):
+            boxes = clip_to_image(boxes, img_shape)
+        parts.append((boxes, scores, labels, torch.full_like(labels, level)))
+    return tuple(torch.cat(part, dim=1) for part in zip(*parts))
+
+
+def keep_large_enough(boxes: Tensor, valid: Tensor, min_bbox_size) -> Tensor:
+    """``_bbox_post_process``'s filter: boxes wider and taller than
+    ``min_bbox_size`` (when it is set, i.e. at least 0)."""
+    if min_bbox_size is None or min_bbox_size < 0:
+        return valid
+    return valid & (boxes[..., 2] - boxes[..., 0] > min_bbox_size) & \
+        (boxes[..., 3] - boxes[..., 1] > min_bbox_size)
+
+
+class HeadPostprocess:
+    """The post-processing of one head family, from the neck's features to
+    ``dets [B, M, 5]`` and ``labels [B, M]``; not an ``nn.Module``, so that
+    the detector's parameters keep their names in the exported graph."""
+    family = ''
+
+    def __init__(self, detector: nn.Module, max_per_img: Optional[int]) -> None:
+        self.head = detector.bbox_head
+        cfg = self.head.test_cfg
+        self.score_thr = float(cfg.get('score_thr', 0.0))
+        self.nms_pre = int(cfg.get('nms_pre', -1))
+        self.min_bbox_size = cfg.get('min_bbox_size', -1)
+        self.iou_threshold = _nms_settings(cfg, 'test_cfg.')
+        self.max_per_img = int(max_per_img or cfg.get('max_per_img') or 1000)
+        self.num_classes = self.head.num_classes
+
+    def settings(self) -> dict:
+        return dict(head=type(self.head).__name__, family=self.family, score_thr=self.score_thr,
+                    nms_pre=self.nms_pre, min_bbox_size=self.min_bbox_size,
+                    iou_threshold=self.iou_threshold, max_per_img=self.max_per_img)
+
+    def candidates(self, features, img_shape: Tensor):
+        """``boxes [B, K, 4]``, ``scores [B, K]``, ``labels [B, K]`` and
+        ``valid [B, K]`` (which take part in NMS)."""
+        raise NotImplementedError
+
+    def __call__(self, features, img_shape: Tensor):
+        boxes, scores, labels, valid = self.candidates(features, img_shape)
+        valid = keep_large_enough(boxes, valid, self.min_bbox_size)
+        return batched_class_nms(boxes, scores, labels, valid, self.num_classes,
+                                 self.iou_threshold, self.max_per_img)
+
+
+class DensePostprocess(HeadPostprocess):
+    """RetinaHead, SSDHead, RTMDetHead: BaseDenseHead's own post-processing."""
+    family = 'dense'
+    CODERS = ('DeltaXYWHBBoxCoder', 'DistancePointBBoxCoder')
+
+    def __init__(self, detector, max_per_img):
+        super().__init__(detector, max_per_img)
+        _check_decoder(self.head, self.CODERS)
+        if getattr(self.head.loss_cls, 'custom_cls_channels', False):
+            raise ExportError(f'ONNX export does not support {type(self.head.loss_cls).__name__}'
+                              "'s own score activation")
+
+    def candidates(self, features, img_shape):
+        outputs = self.head(features)
+        if len(outputs) != 2:
+            raise ExportError(f'ONNX export of dense heads supports classification and box '
+                              f'outputs alone; {type(self.head).__name__} also predicts score '
+                              'factors (centerness or objectness)')
+        cls_scores, bbox_preds = outputs
+        boxes, scores, labels, _ = dense_candidates(
+            self.head, cls_scores, bbox_preds, img_shape, self.nms_pre,
+            sigmoid=self.head.use_sigmoid_cls, clip=True)
+        return boxes, scores, labels, scores > self.score_thr
+
+
+class YOLOXPostprocess(HeadPostprocess):
+    """YOLOXHead: objectness times the best class score, no clip."""
+    family = 'yolox'
+
+    def candidates(self, features, img_shape):
+        cls_scores, bbox_preds, objectnesses = self.head(features)
+        head, batch = self.head, cls_scores[0].shape[0]
+        sizes = [score.shape[-2:] for score in cls_scores]
+        priors = torch.cat(head.prior_generator.grid_priors(
+            sizes, dtype=cls_scores[0].dtype, device=cls_scores[0].device, with_stride=True))
+        class_scores = torch.cat([s.permute(0, 2, 3, 1).reshape(batch, -1, self.num_classes)
+                                  for s in cls_scores], dim=1).sigmoid()
+        deltas = torch.cat([p.permute(0, 2, 3, 1).reshape(batch, -1, 4) for p in bbox_preds], dim=1)
+        objectness = torch.cat([o.permute(0, 2, 3, 1).reshape(batch, -1)
+                                for o in objectnesses], dim=1).sigmoid()
+        boxes = head._bbox_decode(priors, deltas)
+        best, labels = class_scores.max(dim=2)
+        return boxes, best * objectness, labels, objectness * best >= self.score_thr
+
+
+class YOLOV3Postprocess(HeadPostprocess):
+    """YOLOV3Head.predict_by_feat: ``conf_thr`` on objectness, ``score_thr``
+    and ``nms_pre`` on class scores over all levels, then class score times
+    objectness; YOLO box coder, no clip."""
+    family = 'yolov3'
+
+    def __init__(self, detector, max_per_img):
+        super().__init__(detector, max_per_img)
+        _check_decoder(self.head, ('YOLOBBoxCoder', ))
+        self.conf_thr = float(self.head.test_cfg.get('conf_thr', -1))
+
+    def settings(self) -> dict:
+        return dict(super().settings(), conf_thr=self.conf_thr)
+
+    def candidates(self, features, img_shape):
+        (pred_maps, ) = self.head(features)
+        head, batch = self.head, pred_maps[0].shape[0]
+        sizes = [pred.shape[-2:] for pred in pred_maps]
+        anchors = torch.cat(head.prior_generator.grid_priors(sizes, device=pred_maps[0].device))
+        preds = torch.cat([pred.permute(0, 2, 3, 1).reshape(batch, -1, head.num_attrib)
+                           for pred in pred_maps], dim=1)
+        strides = torch.cat([preds.new_full((size[0] * size[1] * head.num_base_priors, ), stride)
+                             for size, stride in zip(sizes, head.featmap_strides)])
+        offsets = torch.cat([preds[..., :2].sigmoid(), preds[..., 2:4]], dim=-1)
+        boxes = head.bbox_coder.decode(anchors, offsets, strides[:, None])
+        objectness = preds[..., 4].sigmoid()
+        class_scores = preds[..., 5:].sigmoid()
+        chosen = class_scores > self.score_thr
+        if self.conf_thr > 0:
+            chosen = chosen & (objectness >= self.conf_thr)[..., None]
+        masked = torch.where(chosen, class_scores, -1.0).reshape(batch, -1)
+        count = masked.shape[1]
+        if 0 < self.nms_pre < count:
+            masked, index = masked.topk(self.nms_pre, dim=1)
+        else:
+            index = torch.arange(count, device=masked.device).expand(batch, count)
+        prior_index = torch.div(index, self.num_classes, rounding_mode='floor')
+        labels = index - prior_index * self.num_classes
+        boxes = torch.gather(boxes, 1, prior_index[..., None].expand(-1, -1, 4))
+        scores = masked * torch.gather(objectness, 1, prior_index)
+        return boxes, scores, labels, masked >= 0
+
+
+class OnnxRoiAlign(torch.autograd.Function):
+    """ONNX ``RoiAlign`` (opset 16) for the TorchScript exporter. While
+    exporting only the output's shape matters; :func:`roi_align` computes
+    the values with mmcv's op otherwise (an autograd function that calls
+    another inside its forward breaks the exporter's graph passes)."""
+
+    @staticmethod
+    def forward(ctx, features: Tensor, boxes: Tensor, batch_indices: Tensor, height: int,
+                width: int, sampling_ratio: int, spatial_scale: float, aligned: bool) -> Tensor:
+        return features.new_zeros(boxes.shape[0], features.shape[1], height, width)
+
+    @staticmethod
+    def symbolic(g, features, boxes, batch_indices, height, width, sampling_ratio,
+                 spatial_scale, aligned):
+        # mmcv's aligned=True is ONNX's half_pixel mode (no 1x1 minimum
+        # size); sampling_ratio 0 is adaptive in both.
+        return g.op('RoiAlign', features, boxes, batch_indices, mode_s='avg',
+                    output_height_i=height, output_width_i=width,
+                    sampling_ratio_i=max(0, sampling_ratio), spatial_scale_f=spatial_scale,
+                    coordinate_transformation_mode_s='half_pixel' if aligned else
+                    'output_half_pixel')
+
+
+def roi_align(features: Tensor, boxes: Tensor, batch_indices: Tensor, layer) -> Tensor:
+    """``layer`` (the RoI extractor's mmcv ``RoIAlign``) on ``boxes [R, 4]``
+    of the images ``batch_indices [R]``; ONNX ``RoiAlign`` when exporting."""
+    if layer.pool_mode != 'avg':
+        raise ExportError(f"ONNX export supports RoIAlign pool_mode 'avg', not {layer.pool_mode!r}")
+    if torch.onnx.is_in_onnx_export():
+        height, width = layer.output_size
+        return OnnxRoiAlign.apply(features, boxes, batch_indices, int(height), int(width),
+                                  int(layer.sampling_ratio), float(layer.spatial_scale),
+                                  bool(layer.aligned))
+    return layer(features, torch.cat([batch_indices[:, None].to(boxes.dtype), boxes], dim=1))
+
+
+# Opset that RoiAlign's half_pixel mode needs.
+ROI_ALIGN_OPSET = 16
+
+
+class TwoStagePostprocess(HeadPostprocess):
+    """Faster R-CNN: RPN proposals (NMS per level), RoIAlign per mapped
+    level, the RoI head, class-specific boxes clipped, NMS per class."""
+    family = 'two_stage'
+
+    def __init__(self, detector, max_per_img):
+        self.detector = detector
+        self.rpn_head, roi_head = detector.rpn_head, detector.roi_head
+        if 'RPNHead' not in _class_names(self.rpn_head) or \
+                'StandardRoIHead' not in _class_names(roi_head):
+            raise ExportError(f'ONNX export of two-stage detectors supports RPNHead + '
+                              f'StandardRoIHead, not {type(self.rpn_head).__name__} + '
+                              f'{type(roi_head).__name__}')
+        self.extractor, self.head = roi_head.bbox_roi_extractor, roi_head.bbox_head
+        if type(self.extractor).__name__ != 'SingleRoIExtractor' or \
+                type(self.extractor.roi_layers[0]).__name__ != 'RoIAlign':
+            raise ExportError('ONNX export of two-stage detectors supports SingleRoIExtractor '
+                              'with RoIAlign')
+        _check_decoder(self.rpn_head, ('DeltaXYWHBBoxCoder', ))
+        _check_decoder(self.head, ('DeltaXYWHBBoxCoder', ))
+        if self.head.custom_cls_channels:
+            raise ExportError('ONNX export does not support RoI heads with their own score '
+                              'activation')
+        rpn_cfg, rcnn_cfg = detector.test_cfg.rpn, detector.test_cfg.rcnn
+        self.rpn_nms_pre = int(rpn_cfg.get('nms_pre', -1))
+        self.rpn_min_bbox_size = rpn_cfg.get('min_bbox_size', -1)
+        self.rpn_iou_threshold = _nms_settings(rpn_cfg, 'test_cfg.rpn.')
+        self.rpn_max_per_img = int(rpn_cfg.get('max_per_img') or 1000)
+        self.score_thr = float(rcnn_cfg.get('score_thr', 0.0))
+        self.nms_pre, self.min_bbox_size = -1, -1
+        self.iou_threshold = _nms_settings(rcnn_cfg, 'test_cfg.rcnn.')
+        self.max_per_img = int(max_per_img or rcnn_cfg.get('max_per_img') or 100)
+        self.num_classes = self.head.num_classes
+
+    def settings(self) -> dict:
+        return dict(super().settings(), detector=type(self.detector).__name__,
+                    rpn_nms_pre=self.rpn_nms_pre, rpn_min_bbox_size=self.rpn_min_bbox_size,
+                    rpn_iou_threshold=self.rpn_iou_threshold,
+                    rpn_max_per_img=self.rpn_max_per_img)
+
+    def proposals(self, features, img_shape):
+        """``RPNHead.predict``: ``proposals [B, P, 4]`` and ``valid [B, P]``
+        (False for the rows that pad an image's proposals to ``P``)."""
+        cls_scores, bbox_preds = self.rpn_head(features)
+        boxes, scores, _, levels = dense_candidates(
+            self.rpn_head, cls_scores, bbox_preds, img_shape, self.rpn_nms_pre, sigmoid=True,
+            clip=True)
+        valid = keep_large_enough(boxes, torch.ones_like(levels, dtype=torch.bool),
+                                  self.rpn_min_bbox_size)
+        dets, kept_levels = batched_class_nms(boxes, scores, levels, valid, len(cls_scores),
+                                              self.rpn_iou_threshold, self.rpn_max_per_img)
+        return dets[..., :4], kept_levels >= 0
+
+    def roi_features(self, features, boxes: Tensor, batch_indices: Tensor) -> Tensor:
+        """SingleRoIExtractor: each RoI pooled from the level its scale
+        maps to."""
+        extractor = self.extractor
+        features = features[:extractor.num_inputs]
+        scale = torch.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+        levels = torch.floor(torch.log2(scale / extractor.finest_scale + 1e-6))
+        levels = levels.clamp(min=0, max=len(features) - 1).long()
+        height, width = extractor.roi_layers[0].output_size
+        pooled = features[0].new_zeros(boxes.shape[0], extractor.out_channels, height, width)
+        for level, (feature, layer) in enumerate(zip(features, extractor.roi_layers)):
+            index = torch.nonzero(levels == level).squeeze(1)
+            level_pooled = roi_align(feature, boxes[index], batch_indices[index], layer)
+            pooled = pooled.index_put((index, ), level_pooled)
+        return pooled
+
+    def candidates(self, features, img_shape):
+        proposals, proposal_valid = self.proposals(features, img_shape)
+        batch, count = proposals.shape[:2]
+        boxes = proposals.reshape(-1, 4)
+        batch_indices = torch.arange(batch, device=boxes.device).repeat_interleave(count)
+        pooled = self.roi_features(features, boxes, batch_indices)
+        roi_head = self.detector.roi_head
+        if roi_head.with_shared_head:
+            pooled = roi_head.shared_head(pooled)
+        cls_score, bbox_pred = self.head(pooled)
+        classes = self.num_classes
+        scores = cls_score.softmax(-1)[:, :-1].reshape(batch, count * classes)
+        per_box = 1 if self.head.reg_class_agnostic else classes
+        # (proposal, class) pairs in MMDetection's order: proposal, class.
+        decoded = self.head.bbox_coder.decode(boxes.repeat_interleave(per_box, dim=0),
+                                              bbox_pred.reshape(-1, 4), max_shape=None)
+        decoded = decoded.reshape(batch, count, per_box, 4).expand(-1, -1, classes, -1)
+        decoded = decoded.reshape(batch, count * classes, 4)
+        if getattr(self.head.bbox_coder, 'clip_border', True):
+            decoded = clip_to_image(decoded, img_shape)
+        labels = torch.arange(classes, device=boxes.device).repeat(batch, count)
+        valid = proposal_valid.repeat_interleave(classes, dim=1) & (scores > self.score_thr)
+        return decoded, scores, labels, valid
+
+
+def head_postprocess(detector: nn.Module, max_per_img: Optional[int] = None) -> HeadPostprocess:
+    """The post-processing of ``detector``'s head family; refuses others."""
+    if getattr(detector, 'rpn_head', None) is not None and \
+            getattr(detector, 'roi_head', None) is not None:
+        return TwoStagePostprocess(detector, max_per_img)
+    head = getattr(detector, 'bbox_head', None)
+    if head is None:
+        raise ExportError(f'ONNX export supports {", ".join(SUPPORTED)}; '
+                          f'{type(detector).__name__} has no bbox_head')
+    names = _class_names(head)
+    if 'YOLOXHead' in names:
+        return YOLOXPostprocess(detector, max_per_img)
+    if 'YOLOV3Head' in names:
+        return YOLOV3Postprocess(detector, max_per_img)
+    if 'AnchorHead' in names and _base_dense_post_processing(head):
+        return DensePostprocess(detector, max_per_img)
+    raise ExportError(f'ONNX export supports {", ".join(SUPPORTED)} (and other anchor heads '
+                      f'with BaseDenseHead\'s post-processing), not {type(head).__name__}')
+
+
+def _base_dense_post_processing(head) -> bool:
+    """Whether ``head`` predicts with BaseDenseHead's own code."""
+    from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
+    return all(getattr(type(head), name) is getattr(BaseDenseHead, name)
+               for name in ('predict_by_feat', '_predict_by_feat_single', '_bbox_post_process'))
