@@ -6,9 +6,11 @@ import onnx
 import pytest
 import torch
 
+from mmdet.structures import DetDataSample
 from ghostnet_mmdet.deploy import (BACKENDS, ExportError, export_onnx, head_postprocess,
-                                   prepare_for_export)
-from ghostnet_mmdet.deploy import match_detections
+                                   match_detections, model_feeds, prepare_for_export)
+from ghostnet_mmdet.deploy.quantize import quantize_onnx
+from ghostnet_mmdet.deploy.runtime_detector import INPUT_NAMES
 
 from .detection_utils import REPO, calibrate_heads
 from .test_deploy import build, predict_both
@@ -137,3 +139,24 @@ def test_unsupported_heads_are_named(base, head, tmp_path):
     with pytest.raises(ExportError, match=head):
         export_onnx(model, str(path), (64, 64))
     assert not path.exists()
+
+
+def test_int8_of_a_graph_without_img_shape(tmp_path):
+    """YOLOv3's graph has no img_shape input (it does not clip): calibration
+    feeds, which carry one, are fitted to the graph's inputs, and the INT8
+    file runs in both runtimes."""
+    cfg, model = build(REPO / 'configs' / 'ghostnet' / 'yolov3_ghostnet-1.0x_1xb8-1.5k_shapes.py')
+    prepare_for_export(model, fuse=True)
+    fp32, int8 = tmp_path / 'fp32.onnx', tmp_path / 'int8.onnx'
+    export_onnx(model, str(fp32), (64, 64), classes=[f'c{i}' for i in range(5)])
+    assert [i.name for i in onnx.load(str(fp32)).graph.input] == ['input']
+    feeds = [model_feeds(INPUT_NAMES, torch.randn(1, 3, 64, 64).numpy()) for _ in range(2)]
+    record = quantize_onnx(str(fp32), str(int8), feeds)
+    assert record['int8_convs'] > 0
+    image = [torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8)]
+    for runner in BACKENDS.values():
+        sample = DetDataSample(metainfo=dict(img_shape=(64, 64), ori_shape=(64, 64),
+                                             scale_factor=(1.0, 1.0)))
+        result = runner(str(int8), cfg.model.data_preprocessor).test_step(
+            dict(inputs=image, data_samples=[sample]))
+        assert result[0].pred_instances.bboxes.shape[1] == 4

@@ -166,6 +166,9 @@ def quantize_onnx(fp32_file: str, out_file: str, inputs: Sequence[Dict],
     if engine not in ENGINES:
         raise DeployError(f'the quantization engine must be one of {ENGINES}, got {engine!r}')
     fp32 = onnx.load(fp32_file)
+    # YOLOX and YOLOv3 graphs have no img_shape input (they do not clip).
+    names = {graph_input.name for graph_input in fp32.graph.input}
+    inputs = [{name: value for name, value in feeds.items() if name in names} for feeds in inputs]
     if engine == 'nncf':
         quantized = _quantize_with_nncf(fp32, inputs, keep_fp32_nodes, calibration)
     else:
