@@ -241,8 +241,10 @@ def test_int8_file_is_quantized_evaluates_and_refuses_bad_inputs(trained, capsys
                   and producers[n.input[1]].op_type == 'DequantizeLinear']
     assert len(int8_convs) == record['int8_convs'] > 0 and record['fp32_convs'] > 0
     assert ops.count('QuantizeLinear') > 0 and 'NonMaxSuppression' in ops
-    stem = next(n for n in model.graph.node if n.op_type == 'Conv' and 'backbone/stem' in n.name)
-    assert stem.input[1] in weights  # kept in float32: its weights are plain
+    # The stem (in the deploy form, two convolutions on the image, one per
+    # half of its output) kept in float32: its weights are plain.
+    stem = [n for n in model.graph.node if n.op_type == 'Conv' and n.input[0] == 'input']
+    assert stem and all(n.input[1] in weights for n in stem)
     for backend in BACKENDS:
         status, _, err = run_tool_in_process(TOOLS / 'test.py', config, int8_file, '--backend',
                                              backend, '--work-dir', folder / f'{backend}_int8',

@@ -43,7 +43,10 @@ def test_padded_deploy_form_equals_the_plain_network(version, width):
         expected = model(x)
         model.switch_to_deploy(channel_block=block)
         actual = model(x)
+        model.deploy_split_halves = True  # what ONNX export runs by default
+        split = model(x)
     assert_relative_close(expected, actual)
+    assert_relative_close(expected, split)
     assert [a.shape[1] for a in actual] == model.out_channels
     ghost_modules = [m for m in model.modules() if isinstance(m, GhostModule)]
     assert ghost_modules and all(m.output_channels % block == 0 for m in ghost_modules)
@@ -100,7 +103,7 @@ def test_exported_deploy_backbone_has_no_layout_breaks(version, tmp_path):
     padded.switch_to_deploy(channel_block=8)
     export_backbone(padded, tmp_path / 'padded.onnx')
     assert layout_breaks(str(tmp_path / 'padded.onnx'), 8, '/backbone/') == []
-    plain = CLASSES[version](out_indices=(4, 6, 8)).eval()
+    plain = CLASSES[version](out_indices=(4, 6, 8), deploy_split_halves=False).eval()
     plain.switch_to_deploy(channel_block=1)
     export_backbone(plain, tmp_path / 'plain.onnx')
     breaks = layout_breaks(str(tmp_path / 'plain.onnx'), 8, '/backbone/')
@@ -108,6 +111,62 @@ def test_exported_deploy_backbone_has_no_layout_breaks(version, tmp_path):
     assert any('Conv' in b for b in breaks)
     # onnxruntime's own layout pass agrees: fewer reorders in the padded graph.
     assert reorders(tmp_path / 'padded.onnx', tmp_path) < reorders(tmp_path / 'plain.onnx', tmp_path)
+
+
+@pytest.mark.parametrize('version', ['v1', 'v2'])
+def test_exported_deploy_backbone_keeps_ghost_halves_apart(version, tmp_path):
+    """ONNX export of the deploy form: no Concat inside the backbone, only
+    one per output that joins its two halves; the same feature maps in
+    onnxruntime; fewer operators for the runtime to reorder than the
+    concatenating form (which has a Concat per ghost module: the check can
+    fail)."""
+    import onnx
+    import onnxruntime as ort
+    model = CLASSES[version](out_indices=(4, 6, 8)).eval()
+    randomize_norm_stats(model)
+    block = runtime_block()
+    model.switch_to_deploy(channel_block=block)
+    export_backbone(model, tmp_path / 'split.onnx', size=96)
+    graph = onnx.load(str(tmp_path / 'split.onnx')).graph
+    # Concats of feature maps (axis 1), not of shapes.
+    concats = [node for node in graph.node if node.op_type == 'Concat' and
+               any(attr.name == 'axis' and attr.i == 1 for attr in node.attribute)]
+    ghost_modules = [m for m in model.modules() if isinstance(m, GhostModule)]
+    assert len(concats) == len(model.out_indices) < len(ghost_modules)
+    outputs = {node.output[0] for node in concats}
+    consumers = [node for node in graph.node if outputs & set(node.input)]
+    # Each joins an output: nothing inside the network consumes it but the
+    # channel gather of the padded layout (or nothing: a graph output).
+    assert all(node.op_type in ('Gather', 'Slice') for node in consumers), consumers
+    assert layout_breaks(str(tmp_path / 'split.onnx'), block, '/backbone/') == []
+    x = torch.randn(1, 3, 96, 96)
+    session = ort.InferenceSession(str(tmp_path / 'split.onnx'),
+                                   providers=['CPUExecutionProvider'])
+    with torch.no_grad():
+        expected = model(x)
+    assert_relative_close(expected, [torch.from_numpy(a) for a in
+                                     session.run(None, {'input': x.numpy()})])
+    model.deploy_split_halves = False
+    export_backbone(model, tmp_path / 'concat.onnx', size=96)
+    joined = [node for node in onnx.load(str(tmp_path / 'concat.onnx')).graph.node
+              if node.op_type == 'Concat' and node.attribute[0].i == 1]
+    assert len(joined) == len(ghost_modules)
+    # onnxruntime's layout pass: reorders only where the outputs leave the
+    # blocked layout (the squeeze-excite gates are multiplied in it).
+    assert reorders(tmp_path / 'split.onnx', tmp_path) == len(model.out_indices)
+
+
+def runtime_block():
+    """onnxruntime's NCHWc block on this processor: 16 with AVX-512, else 8."""
+    with open('/proc/cpuinfo') as info:
+        return 16 if 'avx512f' in info.read() else 8
+
+
+def test_split_halves_setting_is_checked():
+    for bad in (1, 'yes'):
+        with pytest.raises(TypeError, match=r'deploy_split_halves must be None .*'
+                           + re.escape(f'but got {bad!r}')):
+            GhostNet(deploy_split_halves=bad)
 
 
 def reorders(path, folder):

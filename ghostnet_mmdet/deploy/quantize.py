@@ -60,14 +60,54 @@ def conv_kinds(detector: nn.Module) -> Dict[str, List[str]]:
     return kinds
 
 
-def onnx_conv_nodes(model, module_paths: Iterable[str], prefix: str = 'detector.') -> List[str]:
+def onnx_conv_nodes(model, module_paths: Iterable[str], prefix: str = 'detector.',
+                    root: Optional[nn.Module] = None) -> List[str]:
     """Names of the ONNX Conv nodes of these module paths, found by their
     weights: the TorchScript exporter names a parameter by its path in the
     exported wrapper (``detector.`` + the detector's path + ``.weight``),
-    and a head conv shared by the levels gives one node per level."""
-    wanted = {prefix + path + '.weight' for path in module_paths}
-    return [node.name for node in model.graph.node
-            if node.op_type == 'Conv' and len(node.input) > 1 and node.input[1] in wanted]
+    and a head conv shared by the levels gives one node per level.
+
+    With ``root`` (the exported detector, or whatever ``module_paths`` are
+    relative to), also the convolutions whose weights are unnamed slices of
+    these modules' weights: the GhostNet deploy form with the ghost halves
+    apart (``deploy_split_halves``) runs every convolution as pieces whose
+    weights the exporter folds into anonymous constants; they are found by
+    their values."""
+    paths = list(module_paths)
+    wanted = {prefix + path + '.weight' for path in paths}
+    found = [node.name for node in model.graph.node
+             if node.op_type == 'Conv' and len(node.input) > 1 and node.input[1] in wanted]
+    if root is None or not paths:
+        return found
+    from onnx import numpy_helper
+    named = {prefix + name for name in root.state_dict()}
+    sources = {node.output[0]: node.input[0] for node in model.graph.node
+               if node.op_type == 'Identity'}
+    constants = {init.name: init for init in model.graph.initializer}
+    weights = [root.get_submodule(path).weight.detach().cpu().numpy() for path in paths]
+    for node in model.graph.node:
+        if node.op_type != 'Conv' or len(node.input) < 2:
+            continue
+        name = node.input[1]
+        while name in sources:
+            name = sources[name]
+        if name in named or name not in constants:
+            continue
+        piece = numpy_helper.to_array(constants[name])
+        if any(_is_slice_of(piece, weight) for weight in weights):
+            found.append(node.name)
+    return found
+
+
+def _is_slice_of(piece: np.ndarray, weight: np.ndarray) -> bool:
+    """Whether ``piece`` is a block of whole output and input channels of
+    ``weight`` at a multiple of its own size (as the split pieces are)."""
+    if piece.shape[2:] != weight.shape[2:] or weight.shape[0] % piece.shape[0] or \
+            weight.shape[1] % piece.shape[1]:
+        return False
+    rows, cols = piece.shape[:2]
+    return any(np.array_equal(weight[r:r + rows, c:c + cols], piece)
+               for r in range(0, weight.shape[0], rows) for c in range(0, weight.shape[1], cols))
 
 
 def calibration_inputs(cfg, num_images: int, input_size, seed: int = 0) -> List[Dict]:

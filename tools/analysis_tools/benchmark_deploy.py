@@ -62,13 +62,15 @@ SETTINGS = ('onnxruntime-extended', 'onnxruntime-basic', 'onnxruntime-nolayout',
             'openvino-throughput')
 
 
-def build(config, checkpoint=None, deploy_form=False, channel_block=None):
+def build(config, checkpoint=None, deploy_form=False, channel_block=None, split_halves=None):
     if config.startswith('mmdet::'):
         cfg = get_config(config)
     else:
         cfg = Config.fromfile(osp.join(REPO, config))
     if channel_block is not None:
         cfg.model.backbone.deploy_channel_block = channel_block
+    if split_halves is not None:
+        cfg.model.backbone.deploy_split_halves = split_halves
     return detector_to_time(cfg, checkpoint, deploy_form=deploy_form)
 
 
@@ -86,7 +88,7 @@ def int8_file(fp32_file, named, prefix, size, keep_fp32=DEFAULT_KEEP_FP32, engin
     import onnx
     kinds = conv_kinds(named)
     keep = onnx_conv_nodes(onnx.load(fp32_file),
-                           [path for kind in keep_fp32 for path in kinds[kind]], prefix)
+                           [path for kind in keep_fp32 for path in kinds[kind]], prefix, named)
     generator = torch.Generator().manual_seed(0)
     names = [i.name for i in onnx.load(fp32_file, load_external_data=False).graph.input]
     inputs = [model_feeds(names, torch.randn(1, 3, size, size, generator=generator).numpy())
@@ -110,8 +112,24 @@ def runtime_call(mode, path, threads, check_export):
     return lambda x: request.infer(model_feeds(input_names(compiled), x))
 
 
+def _int8_source(model, part, path, size, split_halves):
+    """The float32 file that quantize.py would quantize: for GhostNet, with
+    the ghost halves concatenated (its --halves default) unless a variant
+    asks for a form."""
+    backbone = getattr(model, 'backbone', None)
+    if split_halves is not None or not hasattr(backbone, 'deploy_split_halves'):
+        return path
+    backbone.deploy_split_halves = False
+    concat_path = path.replace('.onnx', '_concat.onnx')
+    try:
+        export(model, part, concat_path, size)
+    finally:
+        backbone.deploy_split_halves = None
+    return concat_path
+
+
 def runners(name, config, checkpoint, part, modes, size, threads, folder, block,
-            channel_block=None, keep_fp32=DEFAULT_KEEP_FP32, engine='nncf'):
+            channel_block=None, keep_fp32=DEFAULT_KEEP_FP32, engine='nncf', split_halves=None):
     """(name, mode) -> a function of the normalised input tensor."""
     samples = [DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
                                            scale_factor=(1.0, 1.0)))]
@@ -120,7 +138,8 @@ def runners(name, config, checkpoint, part, modes, size, threads, folder, block,
         eager = build(config, checkpoint)
         calls[(name, 'eager')] = (lambda x: eager.predict(x, samples)) if part == 'detector' \
             else (lambda x: eager.backbone(x))
-    fast = build(config, checkpoint, deploy_form=True, channel_block=channel_block)
+    fast = build(config, checkpoint, deploy_form=True, channel_block=channel_block,
+                 split_halves=split_halves)
     if 'fused' in modes:
         if part == 'detector':
             calls[(name, 'fused')] = lambda x: fast.predict(x, samples)
@@ -133,13 +152,24 @@ def runners(name, config, checkpoint, part, modes, size, threads, folder, block,
         breaks = layout_breaks(path, block, '/backbone/')
         print(f'  {name}, {size}: {len(breaks)} layout breaks (block {block}) in the backbone'
               + (f', e.g. {breaks[0]}' if breaks else ''))
-        int8 = int8_file(path, named, prefix, size, keep_fp32, engine) \
-            if any('int8' in m for m in modes) else None
+        int8 = None
+        if any('int8' in m for m in modes):
+            int8 = int8_file(_int8_source(fast, part, path, size, split_halves), named, prefix,
+                             size, keep_fp32, engine)
         for mode in runtime_modes:
             calls[(name, mode)] = runtime_call(mode.replace('-int8', ''),
                                                int8 if 'int8' in mode else path, threads,
                                                check_export=part == 'detector')
     return calls
+
+
+def _variants(args):
+    """(channel block, split halves, name tags) of each GhostNet variant asked for."""
+    blocks = [(b, [f'block {b}']) for b in args.channel_blocks] or [(None, [])]
+    splits = [(choice == 'on', ['split' if choice == 'on' else 'concat'])
+              for choice in args.split_halves] or [(None, [])]
+    return [(block, split, block_tags + split_tags)
+            for block, block_tags in blocks for split, split_tags in splits]
 
 
 def main():
@@ -156,6 +186,10 @@ def main():
     parser.add_argument('--channel-blocks', type=int, nargs='*', default=[],
                         help='time the GhostNet detectors in each of these deploy forms '
                         '(deploy_channel_block; 1: no padding) instead of the config\'s')
+    parser.add_argument('--split-halves', nargs='*', choices=['on', 'off'], default=[],
+                        help='time GhostNet backbones with their ghost halves kept apart '
+                        '(deploy_split_halves=True) and/or concatenated (False), in every mode, '
+                        'instead of the config\'s (split in ONNX export only)')
     parser.add_argument('--keep-fp32', nargs='*', choices=KEEP_FP32_KINDS,
                         default=list(DEFAULT_KEEP_FP32),
                         help='kinds of convolution the INT8 files keep in float32 (as quantize.py)')
@@ -182,13 +216,15 @@ def main():
             functions = {}
             for name, config in detectors.items():
                 checkpoint = next((p for key, p in checkpoints.items() if key in name), None)
-                variants = [(name, None)]
-                if args.channel_blocks and 'GhostNet' in name:
-                    variants = [(f'{name} [block {b}]', b) for b in args.channel_blocks]
-                for variant, channel_block in variants:
+                variants = [(name, None, None)]
+                if 'GhostNet' in name and (args.channel_blocks or args.split_halves):
+                    variants = [(name + ''.join(f' [{tag}]' for tag in tags), block, split)
+                                for block, split, tags in _variants(args)]
+                for variant, channel_block, split in variants:
                     functions.update(runners(variant, config, checkpoint, args.part, args.modes,
                                              size, args.threads, folder, args.block,
-                                             channel_block, args.keep_fp32, args.int8_engine))
+                                             channel_block, args.keep_fp32, args.int8_engine,
+                                             split))
             inputs = torch.randn(1, 3, size, size)
             array = inputs.numpy()
             calls = {key: (lambda function=function, mode=key[1]: function(

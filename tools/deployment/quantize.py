@@ -6,6 +6,11 @@ OpenVINO both run.
     python tools/deployment/quantize.py CONFIG CHECKPOINT --calib-images 300 --out model_int8.onnx
     python tools/test.py CONFIG model_int8.onnx --backend openvino
 
+``--halves`` chooses the float32 GhostNet graph that is quantized: the
+ghost halves kept apart (``split``, as pytorch2onnx.py exports it: a dense
+convolution after them is two convolutions summed) or concatenated
+(``concat``).
+
 INT8 speed depends on the processor: with AVX-512 VNNI (or AVX-VNNI) an
 INT8 multiply-add is one instruction; on AVX2 alone it takes three, and the
 gain over float32 is smaller (``lscpu | grep -o 'avx512_vnni\\|avx_vnni'``).
@@ -50,6 +55,9 @@ def parse_args(argv=None):
                         help="input size (default: the test pipeline's, as pytorch2onnx.py)")
     parser.add_argument('--fp32-out', help='also keep the float32 deploy-form file here')
     parser.add_argument('--seed', type=int, default=0, help='seed of the calibration draw')
+    parser.add_argument('--halves', choices=['split', 'concat'], default='concat',
+                        help="GhostNet's ghost halves in the graph to quantize: apart (as "
+                        'pytorch2onnx.py exports them) or concatenated (default)')
     add_trust_argument(parser, 'the checkpoint')
     return parser.parse_args(argv)
 
@@ -65,6 +73,8 @@ def main(argv=None):
     cfg, classes = model.cfg, model.dataset_meta['classes']
     input_size = tuple(args.shape) if args.shape else default_input_size(cfg)
     prepare_for_export(model, fuse=True)
+    if hasattr(getattr(model, 'backbone', None), 'deploy_split_halves'):
+        model.backbone.deploy_split_halves = args.halves == 'split'
     kinds = conv_kinds(model)
     with tempfile.TemporaryDirectory() as folder:
         fp32_file = args.fp32_out or osp.join(folder, 'fp32.onnx')
@@ -72,7 +82,8 @@ def main(argv=None):
                     metadata=dict(config=osp.basename(args.config), fused=True))
         import onnx
         keep = onnx_conv_nodes(onnx.load(fp32_file),
-                               [path for kind in args.keep_fp32 for path in kinds[kind]])
+                               [path for kind in args.keep_fp32 for path in kinds[kind]],
+                               root=model)
         started = time.perf_counter()
         print(f'calibrating on {args.calib_images} training images of the config '
               f'({input_size[0]}x{input_size[1]}) ...', flush=True)

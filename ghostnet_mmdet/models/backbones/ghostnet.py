@@ -28,7 +28,7 @@ from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 
 from mmdet.models.utils import make_divisible
 
-from ..layers.ghost_blocks import ChannelLayout, GhostBottleneck, pad_conv
+from ..layers.ghost_blocks import ChannelLayout, GhostBottleneck, conv_pieces, pad_conv
 
 # One row per Ghost bottleneck: kernel, expansion (mid) channels, output
 # channels, squeeze-excite ratio, stride. Grouped into the nine stages of the
@@ -241,6 +241,17 @@ class GhostNet(BaseModule):
             AVX2, 16 on AVX-512) instead of reordering around every
             concatenation; the outputs stay the same numbers. 1 pads
             nothing. Defaults to 8.
+        deploy_split_halves (bool, optional): In the deploy form, keep the
+            two halves of every ghost module's output as separate tensors
+            instead of concatenating them: per-channel operations run on
+            each half, every dense convolution after them becomes two
+            summed convolutions (one per half), and only the outputs are
+            joined. The same numbers up to float rounding, and no Concat
+            inside the exported backbone (CPU runtimes copy a ghost
+            module's whole output at each one). None (default): split in
+            ONNX export only, where the runtimes gain from it, not in
+            PyTorch, where the extra operators cost more than the copies;
+            True or False: always or never.
         init_cfg (dict or list[dict], optional): Initialization config. With
             ``dict(type='Pretrained', checkpoint=PATH[, prefix=...])`` the
             checkpoint may be in this layout or in the official/timm layout,
@@ -264,6 +275,7 @@ class GhostNet(BaseModule):
                  channels_last: bool = False,
                  deploy: bool = False,
                  deploy_channel_block: int = DEFAULT_CHANNEL_BLOCK,
+                 deploy_split_halves: Optional[bool] = None,
                  init_cfg: OptMultiConfig = None) -> None:
         if init_cfg is None:
             init_cfg = [
@@ -290,6 +302,10 @@ class GhostNet(BaseModule):
             raise TypeError(f'channels_last must be True or False, but got {channels_last!r}')
         self.channels_last = channels_last
         self.deploy_channel_block = _check_channel_block(deploy_channel_block)
+        if deploy_split_halves is not None and not isinstance(deploy_split_halves, bool):
+            raise TypeError('deploy_split_halves must be None (in ONNX export only), True or '
+                            f'False, but got {deploy_split_halves!r}')
+        self.deploy_split_halves = deploy_split_halves
         # Layouts of the outputs in the padded deploy form (None: natural).
         self._output_layouts = None
         self.plan = ghostnet_plan(widen_factor, self.version)
@@ -455,11 +471,33 @@ class GhostNet(BaseModule):
                 f'{tuple(x.shape)} with {x.shape[1]} channels')
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        if self.deploy and (self.deploy_split_halves or (
+                self.deploy_split_halves is None and torch.onnx.is_in_onnx_export())):
+            return self._forward_split_halves(x)
         x = self.stem(x)
         outs = []
         for index, block in enumerate(self.blocks):
             x = block(x)
             if index in self.out_indices:
+                outs.append(x if self._output_layouts is None else
+                            self._output_layouts[index].to_natural(x))
+        return tuple(outs)
+
+    def _forward_split_halves(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Deploy form with every ghost module's halves kept apart (see
+        ``deploy_split_halves``): the stem's output in two pieces, as the
+        first block's identity shortcut adds it to a ghost module's; the
+        final conv joins them by its two summed convolutions."""
+        pieces = conv_pieces(self.stem, (x, ), num_out=2)
+        outs = []
+        for index, block in enumerate(self.blocks):
+            if index < len(GHOSTNET_ARCH):
+                for block_module in block:
+                    pieces = block_module.forward_pieces(pieces)
+            else:
+                pieces = conv_pieces(block, pieces)
+            if index in self.out_indices:
+                x = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1)
                 outs.append(x if self._output_layouts is None else
                             self._output_layouts[index].to_natural(x))
         return tuple(outs)

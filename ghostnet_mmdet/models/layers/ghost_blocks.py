@@ -123,6 +123,69 @@ def pad_conv(module: nn.Module, in_layout: ChannelLayout, out_layout: ChannelLay
         module.in_channels, module.out_channels = padded.in_channels, padded.out_channels
 
 
+# A feature map held as equal channel slices, in order (the deploy form with
+# the ghost modules' halves kept apart: see :func:`conv_pieces`).
+Pieces = Tuple[torch.Tensor, ...]
+
+
+def conv_pieces(module: nn.Module, pieces: Pieces, num_out: int = 1) -> Pieces:
+    """Apply ``module`` (a ConvModule or a deployed RepConvModule, its
+    BatchNorm folded) to a feature map held as ``pieces``: equal channel
+    slices that are never concatenated. A dense convolution becomes one
+    convolution per pair of input piece and output piece, summed (runtimes
+    fuse the sum into the second convolution), giving ``num_out`` equal
+    slices of its output; a depthwise one runs on each piece. Then the
+    module's activation. The same numbers as the convolution of the
+    concatenation, up to the rounding of the sums.
+
+    This is the deploy form without concatenations: CPU runtimes copy every
+    ghost module's two halves into a new tensor at each Concat. The weights
+    of the pieces are slices of the module's: an exported graph holds them
+    as unnamed constants (see
+    :func:`ghostnet_mmdet.deploy.quantize.onnx_conv_nodes`).
+    """
+    conv = module.conv
+    norm = getattr(module, 'norm', None) if getattr(module, 'with_norm', False) else None
+    if norm is not None and not isinstance(norm, nn.Identity):
+        raise ValueError(f'a convolution on split pieces needs its {type(norm).__name__} folded '
+                         'first (switch_to_deploy)')
+    if type(conv) is not nn.Conv2d:
+        raise ValueError(f'a convolution on split pieces must be an nn.Conv2d, not '
+                         f'{type(conv).__name__}')
+    depthwise = conv.groups > 1
+    if depthwise and not conv.groups == conv.in_channels == conv.out_channels:
+        raise ValueError(f'split pieces support dense and depthwise convolutions, not '
+                         f'groups={conv.groups} with {conv.in_channels} input channels')
+    if conv.in_channels % len(pieces) or conv.out_channels % num_out:
+        raise ValueError(f'a conv from {conv.in_channels} to {conv.out_channels} channels cannot '
+                         f'take {len(pieces)} equal input pieces and give {num_out}')
+    weight, bias = conv.weight, conv.bias
+    args = (conv.stride, conv.padding, conv.dilation)
+    step = conv.in_channels // len(pieces)
+    if depthwise:
+        out = tuple(
+            F.conv2d(piece, weight[i * step:(i + 1) * step],
+                     None if bias is None else bias[i * step:(i + 1) * step], *args, step)
+            for i, piece in enumerate(pieces))
+    else:
+        out_step = conv.out_channels // num_out
+        outs = []
+        for j in range(num_out):
+            rows = slice(j * out_step, (j + 1) * out_step)
+            total = None
+            for i, piece in enumerate(pieces):
+                term = F.conv2d(piece, weight[rows, i * step:(i + 1) * step],
+                                bias[rows] if total is None and bias is not None else None, *args)
+                total = term if total is None else total + term
+            outs.append(total)
+        out = tuple(outs)
+    with_activation = getattr(module, 'with_activation', None)
+    activate = getattr(module, 'activate', None)
+    if activate is not None and with_activation is not False:
+        out = tuple(activate(piece) for piece in out)
+    return out
+
+
 class SqueezeExcite(BaseModule):
     """Squeeze-and-excitation with a hard-sigmoid gate, as used by GhostNet.
 
@@ -161,9 +224,27 @@ class SqueezeExcite(BaseModule):
             pooled = F.adaptive_avg_pool2d(x, 1)
         else:
             pooled = x.mean((2, 3), keepdim=True)
-        gate = self.conv_expand(self.conv_reduce(pooled))
+        return self._scale(x, self.conv_expand(self.conv_reduce(pooled)))
+
+    def forward_pieces(self, pieces: Pieces) -> Pieces:
+        """The same on a feature map held as pieces (:func:`conv_pieces`)."""
+        if torch.onnx.is_in_onnx_export():
+            pooled = tuple(F.adaptive_avg_pool2d(piece, 1) for piece in pieces)
+        else:
+            pooled = tuple(piece.mean((2, 3), keepdim=True) for piece in pieces)
+        gates = conv_pieces(self.conv_expand, conv_pieces(self.conv_reduce, pooled), len(pieces))
+        return tuple(self._scale(piece, gate) for piece, gate in zip(pieces, gates))
+
+    @staticmethod
+    def _scale(x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
         # hard_sigmoid(x) = relu6(x + 3) / 6, the gate of the reference code.
-        return x * F.hardsigmoid(gate)
+        gate = F.hardsigmoid(gate)
+        if torch.onnx.is_in_onnx_export():
+            # Exported as a gate of the feature map's size (Resize, nearest):
+            # CPU runtimes multiply tensors of one shape in their blocked
+            # layout, but reorder to plain NCHW and back around a broadcast.
+            gate = F.interpolate(gate, size=x.shape[-2:], mode='nearest')
+        return x * gate
 
     def pad_channels(self, layout: ChannelLayout, block: int) -> None:
         """Deploy form: the input's padded layout; the hidden layer padded
@@ -321,6 +402,16 @@ class DFCAttention(nn.Sequential):
         gate = super().forward(F.avg_pool2d(x, kernel_size=window, stride=window))
         return out * F.interpolate(gate.sigmoid(), size=out.shape[-2:], mode='nearest')
 
+    def forward_pieces(self, x: Pieces, out: Pieces) -> Pieces:
+        """The same on feature maps held as pieces (:func:`conv_pieces`)."""
+        height, width = x[0].shape[-2:]
+        window = (2 if height >= 2 else 1, 2 if width >= 2 else 1)
+        gates = tuple(F.avg_pool2d(piece, kernel_size=window, stride=window) for piece in x)
+        gates = conv_pieces(self[0], gates, len(out))
+        gates = conv_pieces(self[2], conv_pieces(self[1], gates))
+        return tuple(piece * F.interpolate(gate.sigmoid(), size=piece.shape[-2:], mode='nearest')
+                     for piece, gate in zip(out, gates))
+
 
 class GhostModule(BaseModule):
     """Ghost module (paper, Figure 2b).
@@ -404,6 +495,21 @@ class GhostModule(BaseModule):
             out = out[:, :self.output_channels]
         if self.short_conv is not None:
             out = self.short_conv(x, out)
+        return out
+
+    def forward_pieces(self, x: Pieces) -> Pieces:
+        """Deploy form without the concatenation: the intrinsic and the
+        cheap half as two pieces (:func:`conv_pieces`). Needs halves of
+        equal size (ratio 2 and an even ``out_channels``, as every
+        GhostNet width has, or the padded form)."""
+        if self.ratio != 2 or self.output_channels % 2:
+            raise ValueError('split halves need a ghost module of ratio 2 with an even number of '
+                             f'output channels, not ratio {self.ratio} and '
+                             f'{self.output_channels} channels')
+        intrinsic = conv_pieces(self.primary_conv, x)
+        out = intrinsic + conv_pieces(self.cheap_operation, intrinsic)
+        if self.short_conv is not None:
+            out = self.short_conv.forward_pieces(x, out)
         return out
 
     def pad_channels(self, in_layout: ChannelLayout, block: int) -> ChannelLayout:
@@ -541,6 +647,24 @@ class GhostBottleneck(BaseModule):
         # In place: ``out`` is a fresh tensor that nothing else holds.
         out += self.shortcut(x)
         return out
+
+    def forward_pieces(self, x: Pieces) -> Pieces:
+        """Deploy form without concatenations: input and output held as
+        the two halves of a ghost module's output (:func:`conv_pieces`)."""
+        out = self.ghost1.forward_pieces(x)
+        if self.conv_dw is not None:
+            out = conv_pieces(self.conv_dw, out)
+        if self.se is not None:
+            out = self.se.forward_pieces(out)
+        out = self.ghost2.forward_pieces(out)
+        if isinstance(self.shortcut, nn.Identity):
+            shortcut = x
+        else:
+            shortcut = conv_pieces(self.shortcut[1], conv_pieces(self.shortcut[0], x), len(out))
+        if len(shortcut) != len(out):
+            raise ValueError(f'an identity shortcut needs the input in {len(out)} pieces, got '
+                             f'{len(shortcut)}')
+        return tuple(piece + short for piece, short in zip(out, shortcut))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.with_cp and x.requires_grad:
