@@ -196,3 +196,28 @@ def test_unpadded_deploy_checkpoint_is_refused_by_the_padded_form_with_the_way_o
     with torch.no_grad():
         for exp, act in zip(plain(x), rebuilt.eval()(x)):
             assert torch.equal(exp, act)
+
+
+def test_split_convolutions_are_found_by_their_weights(tmp_path):
+    """The split form's convolutions have unnamed weights (slices of the
+    modules'); the INT8 quantizer's kinds still find every piece: the
+    stem's two (one per half of its output), each squeeze-excite conv's
+    two, and nothing else."""
+    import onnx
+    from ghostnet_mmdet.deploy.quantize import conv_kinds, onnx_conv_nodes
+    model = GhostNet(out_indices=(4, 6)).eval()
+    randomize_norm_stats(model)
+    model.switch_to_deploy(channel_block=8)
+    wrapper = export_backbone_onnx(model, str(tmp_path / 'split.onnx'), (64, 64))
+    graph = onnx.load(str(tmp_path / 'split.onnx'))
+    kinds = conv_kinds(wrapper)
+    assert not onnx_conv_nodes(graph, kinds['stem'], prefix='')  # no names to go by
+    stem = onnx_conv_nodes(graph, kinds['stem'], prefix='', root=wrapper)
+    assert sorted(stem) == sorted(n.name for n in graph.graph.node
+                                  if n.op_type == 'Conv' and n.input[0] == 'input')
+    assert len(stem) == 2
+    se = onnx_conv_nodes(graph, kinds['se'], prefix='', root=wrapper)
+    assert kinds['se'] and len(se) == 2 * len(kinds['se'])
+    everything = onnx_conv_nodes(graph, [p for paths in kinds.values() for p in paths],
+                                 prefix='', root=wrapper)
+    assert sorted(everything) == sorted(n.name for n in graph.graph.node if n.op_type == 'Conv')
