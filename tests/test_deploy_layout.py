@@ -11,6 +11,7 @@ from ghostnet_mmdet.deploy import export_backbone_onnx
 from ghostnet_mmdet.deploy.layout import layout_breaks
 from ghostnet_mmdet.models import GhostNet, GhostNetV2, GhostNetV3
 from ghostnet_mmdet.models.layers import ChannelLayout, GhostModule
+from ghostnet_mmdet.utils.benchmark import processor_name
 
 from .conftest import randomize_norm_stats
 from .test_ghostnet_family import ours_from_timm, timm_model
@@ -128,9 +129,7 @@ def test_exported_deploy_backbone_keeps_ghost_halves_apart(version, tmp_path):
     model.switch_to_deploy(channel_block=block)
     export_backbone(model, tmp_path / 'split.onnx', size=96)
     graph = onnx.load(str(tmp_path / 'split.onnx')).graph
-    # Concats of feature maps (axis 1), not of shapes.
-    concats = [node for node in graph.node if node.op_type == 'Concat' and
-               any(attr.name == 'axis' and attr.i == 1 for attr in node.attribute)]
+    concats = channel_concats(graph)
     ghost_modules = [m for m in model.modules() if isinstance(m, GhostModule)]
     assert len(concats) == len(model.out_indices) < len(ghost_modules)
     outputs = {node.output[0] for node in concats}
@@ -148,18 +147,22 @@ def test_exported_deploy_backbone_keeps_ghost_halves_apart(version, tmp_path):
                                      session.run(None, {'input': x.numpy()})])
     model.deploy_split_halves = False
     export_backbone(model, tmp_path / 'concat.onnx', size=96)
-    joined = [node for node in onnx.load(str(tmp_path / 'concat.onnx')).graph.node
-              if node.op_type == 'Concat' and node.attribute[0].i == 1]
+    joined = channel_concats(onnx.load(str(tmp_path / 'concat.onnx')).graph)
     assert len(joined) == len(ghost_modules)
     # onnxruntime's layout pass: reorders only where the outputs leave the
     # blocked layout (the squeeze-excite gates are multiplied in it).
     assert reorders(tmp_path / 'split.onnx', tmp_path) == len(model.out_indices)
 
 
+def channel_concats(graph):
+    """Concats of feature maps (along channels), not of shapes."""
+    return [node for node in graph.node if node.op_type == 'Concat' and
+            any(attr.name == 'axis' and attr.i == 1 for attr in node.attribute)]
+
+
 def runtime_block():
     """onnxruntime's NCHWc block on this processor: 16 with AVX-512, else 8."""
-    with open('/proc/cpuinfo') as info:
-        return 16 if 'avx512f' in info.read() else 8
+    return 16 if 'avx512f' in processor_name() else 8
 
 
 def test_split_halves_setting_is_checked():

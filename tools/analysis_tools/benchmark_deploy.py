@@ -119,12 +119,12 @@ def _int8_source(model, part, path, size, split_halves):
     backbone = getattr(model, 'backbone', None)
     if split_halves is not None or not hasattr(backbone, 'deploy_split_halves'):
         return path
-    backbone.deploy_split_halves = False
+    configured, backbone.deploy_split_halves = backbone.deploy_split_halves, False
     concat_path = path.replace('.onnx', '_concat.onnx')
     try:
         export(model, part, concat_path, size)
     finally:
-        backbone.deploy_split_halves = None
+        backbone.deploy_split_halves = configured
     return concat_path
 
 

@@ -479,9 +479,13 @@ class GhostNet(BaseModule):
         for index, block in enumerate(self.blocks):
             x = block(x)
             if index in self.out_indices:
-                outs.append(x if self._output_layouts is None else
-                            self._output_layouts[index].to_natural(x))
+                outs.append(self._natural_output(index, x))
         return tuple(outs)
+
+    def _natural_output(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """Output ``index`` with its natural channels (the padded deploy
+        form cuts its padding off)."""
+        return x if self._output_layouts is None else self._output_layouts[index].to_natural(x)
 
     def _forward_split_halves(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Deploy form with every ghost module's halves kept apart (see
@@ -497,9 +501,8 @@ class GhostNet(BaseModule):
             else:
                 pieces = conv_pieces(block, pieces)
             if index in self.out_indices:
-                x = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1)
-                outs.append(x if self._output_layouts is None else
-                            self._output_layouts[index].to_natural(x))
+                outs.append(self._natural_output(
+                    index, pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1)))
         return tuple(outs)
 
 

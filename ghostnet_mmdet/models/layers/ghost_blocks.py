@@ -217,23 +217,22 @@ class SqueezeExcite(BaseModule):
             norm_cfg=None, act_cfg=None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._scale(x, self.conv_expand(self.conv_reduce(self._pool(x))))
+
+    def forward_pieces(self, pieces: Pieces) -> Pieces:
+        """The same on a feature map held as pieces (:func:`conv_pieces`)."""
+        pooled = tuple(self._pool(piece) for piece in pieces)
+        gates = conv_pieces(self.conv_expand, conv_pieces(self.conv_reduce, pooled), len(pieces))
+        return tuple(self._scale(piece, gate) for piece, gate in zip(pieces, gates))
+
+    @staticmethod
+    def _pool(x: torch.Tensor) -> torch.Tensor:
         # Global average pool as a mean: cheaper than AdaptiveAvgPool2d on CPU
         # in PyTorch; exported as GlobalAveragePool, which runtimes run in
         # their blocked layouts (ReduceMean they do not).
         if torch.onnx.is_in_onnx_export():
-            pooled = F.adaptive_avg_pool2d(x, 1)
-        else:
-            pooled = x.mean((2, 3), keepdim=True)
-        return self._scale(x, self.conv_expand(self.conv_reduce(pooled)))
-
-    def forward_pieces(self, pieces: Pieces) -> Pieces:
-        """The same on a feature map held as pieces (:func:`conv_pieces`)."""
-        if torch.onnx.is_in_onnx_export():
-            pooled = tuple(F.adaptive_avg_pool2d(piece, 1) for piece in pieces)
-        else:
-            pooled = tuple(piece.mean((2, 3), keepdim=True) for piece in pieces)
-        gates = conv_pieces(self.conv_expand, conv_pieces(self.conv_reduce, pooled), len(pieces))
-        return tuple(self._scale(piece, gate) for piece, gate in zip(pieces, gates))
+            return F.adaptive_avg_pool2d(x, 1)
+        return x.mean((2, 3), keepdim=True)
 
     @staticmethod
     def _scale(x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
@@ -398,19 +397,22 @@ class DFCAttention(nn.Sequential):
                        **common))
 
     def forward(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        window = (2 if x.shape[-2] >= 2 else 1, 2 if x.shape[-1] >= 2 else 1)
-        gate = super().forward(F.avg_pool2d(x, kernel_size=window, stride=window))
-        return out * F.interpolate(gate.sigmoid(), size=out.shape[-2:], mode='nearest')
+        return self._apply_gate(out, super().forward(self._pool(x)))
 
     def forward_pieces(self, x: Pieces, out: Pieces) -> Pieces:
         """The same on feature maps held as pieces (:func:`conv_pieces`)."""
-        height, width = x[0].shape[-2:]
-        window = (2 if height >= 2 else 1, 2 if width >= 2 else 1)
-        gates = tuple(F.avg_pool2d(piece, kernel_size=window, stride=window) for piece in x)
-        gates = conv_pieces(self[0], gates, len(out))
+        gates = conv_pieces(self[0], tuple(self._pool(piece) for piece in x), len(out))
         gates = conv_pieces(self[2], conv_pieces(self[1], gates))
-        return tuple(piece * F.interpolate(gate.sigmoid(), size=piece.shape[-2:], mode='nearest')
-                     for piece, gate in zip(out, gates))
+        return tuple(self._apply_gate(piece, gate) for piece, gate in zip(out, gates))
+
+    @staticmethod
+    def _pool(x: torch.Tensor) -> torch.Tensor:
+        window = (2 if x.shape[-2] >= 2 else 1, 2 if x.shape[-1] >= 2 else 1)
+        return F.avg_pool2d(x, kernel_size=window, stride=window)
+
+    @staticmethod
+    def _apply_gate(out: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        return out * F.interpolate(gate.sigmoid(), size=out.shape[-2:], mode='nearest')
 
 
 class GhostModule(BaseModule):
