@@ -18,7 +18,7 @@ import time
 from collections import defaultdict
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
@@ -68,10 +68,14 @@ def main():
     parser.add_argument('--ops', type=int, default=0, metavar='N',
                         help="then N more iterations under torch.profiler: the operators "
                         "(forward and backward) with the most time of their own")
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='override config entries, as tools/train.py does (to time '
+                        'an A/B: e.g. optim_wrapper.optimizer.fused=False)')
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = Config.fromfile(args.config)
+    cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = tempfile.mkdtemp(prefix='profile_train_')
     cfg.log_level = 'WARNING'
     runner = Runner.from_cfg(cfg)  # the model, as tools/train.py builds it

@@ -81,6 +81,9 @@ shapes_default_hooks = dict(
 # lr 0.002 beat 0.001), linear warm-up, steps down late; gradient clipping
 # keeps early iterations from diverging (SGD without it went NaN near
 # iteration 260).
+# fused=True: torch's one-kernel AdamW (CPU and CUDA), the same update as the
+# per-parameter loop (tests/test_train_speed.py) in 7 ms instead of 37 ms per
+# step on a 2-core AVX2 CPU for the main job's 297 parameter tensors.
 shapes_optim_wrapper = dict(
-    optimizer=dict(_delete_=True, type='AdamW', lr=0.002, weight_decay=0.05),
+    optimizer=dict(_delete_=True, type='AdamW', lr=0.002, weight_decay=0.05, fused=True),
     clip_grad=dict(max_norm=10, norm_type=2))
