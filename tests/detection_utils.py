@@ -162,6 +162,14 @@ def run_tool_in_process(script, *args, capsys):
     return status, captured.out, captured.err
 
 
+def samples_for(images):
+    """Data samples for unscaled images (CHW tensors), as the test pipeline
+    would give them: image and original shape the image's, scale 1."""
+    return [DetDataSample(metainfo=dict(img_shape=tuple(im.shape[1:]),
+                                        ori_shape=tuple(im.shape[1:]), scale_factor=(1.0, 1.0)))
+            for im in images]
+
+
 # What calibrate_heads aims the heads' predictors at: (mean, std) of their
 # outputs on the images.
 PREDICTOR_TARGETS = dict(cls=(-7.0, 2.0), reg=(0.0, 0.5), mixed=(0.0, 1.0))
@@ -204,10 +212,9 @@ def calibrate_heads(model, images, seed=0):
     hooks = [modules[name].register_forward_hook(
         lambda _, __, out, name=name: outputs.setdefault(name, []).append(out.detach().flatten()))
         for name in predictors]
-    samples = [DetDataSample(metainfo=dict(img_shape=im.shape[1:], ori_shape=im.shape[1:],
-                                           scale_factor=(1.0, 1.0))) for im in images]
     with torch.no_grad():
-        data = model.data_preprocessor(dict(inputs=images, data_samples=samples), False)
+        data = model.data_preprocessor(dict(inputs=images, data_samples=samples_for(images)),
+                                       False)
         model.predict(data['inputs'], data['data_samples'])
     for hook in hooks:
         hook.remove()

@@ -18,7 +18,7 @@ from ghostnet_mmdet.models import GhostNet
 from ghostnet_mmdet.utils.benchmark import spread_head_scores
 
 from .conftest import randomize_norm_stats
-from .detection_utils import REPO, SHAPES_CONFIG, read_metrics, run_tool_in_process
+from .detection_utils import REPO, SHAPES_CONFIG, read_metrics, run_tool_in_process, samples_for
 
 TOOLS = REPO / 'tools'
 YOLOX_CONFIG = REPO / 'configs' / 'ghostnet' / 'yolox_ghostnet-1.0x_8xb8-300e_coco.py'
@@ -79,8 +79,7 @@ def build(config, num_classes=None):
 def predict_both(cfg, model, onnx_file, images, backend='onnxruntime'):
     """Detections of the PyTorch model and of the exported one run by
     ``backend``, for the same preprocessed batch."""
-    samples = [DetDataSample(metainfo=dict(img_shape=im.shape[1:], ori_shape=im.shape[1:],
-                                           scale_factor=(1.0, 1.0))) for im in images]
+    samples = samples_for(images)
     runtime = BACKENDS[backend](str(onnx_file), cfg.model.data_preprocessor)
     with torch.no_grad():
         data = model.data_preprocessor(dict(inputs=images, data_samples=samples), False)
@@ -261,10 +260,8 @@ def test_int8_file_is_quantized_evaluates_and_refuses_bad_inputs(trained, capsys
         # the first two; with one thread instead of two it did.)
         found = []
         for path in (int8_file, fp32_file):
-            sample = DetDataSample(metainfo=dict(img_shape=(256, 256), ori_shape=(256, 256),
-                                                 scale_factor=(1.0, 1.0)))
             result = runner(str(path), preprocessor).test_step(
-                dict(inputs=image, data_samples=[sample]))
+                dict(inputs=image, data_samples=samples_for(image)))
             found.append(result[0].pred_instances)
         assert len(found[0]) > 0 and len(found[1]) > 0, backend
         assert box_iou(found[0].bboxes[:1], found[1].bboxes[:5]).max().item() > 0.5, backend
