@@ -6,13 +6,12 @@ import onnx
 import pytest
 import torch
 
-from mmdet.structures import DetDataSample
 from ghostnet_mmdet.deploy import (BACKENDS, ExportError, export_onnx, head_postprocess,
                                    match_detections, model_feeds, prepare_for_export)
 from ghostnet_mmdet.deploy.quantize import quantize_onnx
 from ghostnet_mmdet.deploy.runtime_detector import INPUT_NAMES
 
-from .detection_utils import REPO, calibrate_heads
+from .detection_utils import REPO, calibrate_heads, samples_for
 from .test_deploy import build, predict_both
 
 EXPORT_CONFIGS = sorted((REPO / 'configs' / 'ghostnet').glob('*.py')) + \
@@ -155,8 +154,6 @@ def test_int8_of_a_graph_without_img_shape(tmp_path):
     assert record['int8_convs'] > 0
     image = [torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8)]
     for runner in BACKENDS.values():
-        sample = DetDataSample(metainfo=dict(img_shape=(64, 64), ori_shape=(64, 64),
-                                             scale_factor=(1.0, 1.0)))
         result = runner(str(int8), cfg.model.data_preprocessor).test_step(
-            dict(inputs=image, data_samples=[sample]))
+            dict(inputs=image, data_samples=samples_for(image)))
         assert result[0].pred_instances.bboxes.shape[1] == 4
