@@ -224,3 +224,39 @@ def test_split_convolutions_are_found_by_their_weights(tmp_path):
     everything = onnx_conv_nodes(graph, [p for paths in kinds.values() for p in paths],
                                  prefix='', root=wrapper)
     assert sorted(everything) == sorted(n.name for n in graph.graph.node if n.op_type == 'Conv')
+
+
+@pytest.mark.parametrize('version', ['v1', 'v2'])
+def test_openvino_broadcasts_the_gates_with_the_same_numbers(version, tmp_path):
+    """OpenVINO's reader of the exported deploy form drops the squeeze-excite
+    gates' Resize of a 1x1 map (the Multiply broadcasts it) and nothing
+    else: V2's DFC gate, a real upsampling at this size (the smallest
+    map is 4x4, pooled to 2x2), keeps its Resize. The compiled
+    model gives the same feature maps as PyTorch."""
+    import openvino as ov
+    from ghostnet_mmdet.deploy import compile_openvino
+    from ghostnet_mmdet.deploy.openvino_detector import broadcast_gates
+    from ghostnet_mmdet.models.layers.ghost_blocks import SqueezeExcite
+    model = CLASSES[version](out_indices=(4, 6, 8)).eval()
+    randomize_norm_stats(model)
+    model.switch_to_deploy(channel_block=runtime_block())
+    export_backbone(model, tmp_path / 'split.onnx', size=128)
+    read = ov.Core().read_model(str(tmp_path / 'split.onnx'))
+
+    def interpolates(ov_model):
+        return sum(op.get_type_name() == 'Interpolate' for op in ov_model.get_ordered_ops())
+
+    before = interpolates(read)
+    gates = sum(isinstance(m, SqueezeExcite) for m in model.modules())
+    # The split form gates each of the two halves with its own Resize.
+    assert gates and broadcast_gates(read) == 2 * gates
+    assert interpolates(read) == before - 2 * gates
+    assert (interpolates(read) > 0) == (version == 'v2')
+    x = torch.randn(1, 3, 128, 128)
+    with torch.no_grad():
+        expected = model(x)
+    for broadcast in (True, False):
+        compiled, _ = compile_openvino(str(tmp_path / 'split.onnx'), 2, check_export=False,
+                                       broadcast=broadcast)
+        results = compiled.create_infer_request().infer({0: x.numpy()})
+        assert_relative_close(expected, [torch.from_numpy(results[out]) for out in compiled.outputs])

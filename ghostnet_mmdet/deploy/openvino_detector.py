@@ -16,16 +16,62 @@ from .runtime_detector import (DeployError, RuntimeDetector, check_io_names, che
                                first_line, input_names, read_export_metadata)
 
 HINTS = ('LATENCY', 'THROUGHPUT')
+# Element-wise ops that broadcast their inputs numpy-style.
+BROADCASTING = ('Multiply', 'Add')
+
+
+def broadcast_gates(model) -> int:
+    """Drops, in an OpenVINO ``model`` read from our ONNX export, every
+    nearest-neighbour ``Interpolate`` of a 1x1 map whose consumers are all
+    numpy-broadcasting ``Multiply``/``Add`` with a map of the Interpolate's
+    output shape: the consumer broadcasts the 1x1 map itself, which is the
+    same numbers. The squeeze-excite gates of the GhostNet family are
+    exported that way (``Resize``) because onnxruntime's blocked-layout pass
+    takes a Resize and not a broadcast Mul; OpenVINO's CPU plugin runs the
+    Interpolate in plain layout with a reorder after it and fuses a
+    broadcast Multiply instead. Returns how many were dropped; ``model`` is
+    changed in place.
+    """
+    dropped = 0
+    for op in model.get_ordered_ops():
+        if op.get_type_name() != 'Interpolate' or op.get_attributes().get('mode') != 'nearest':
+            continue
+        source, shape = op.input_value(0), op.get_output_partial_shape(0)
+        in_shape = source.get_partial_shape()
+        if (not in_shape.is_static or not shape.is_static or len(in_shape) != 4
+                or list(in_shape)[2:] != [1, 1] or list(in_shape)[:2] != list(shape)[:2]):
+            continue
+        targets = list(op.output(0).get_target_inputs())
+        if not targets or not all(_broadcasts_to(target, shape) for target in targets):
+            continue
+        op.output(0).replace(source)
+        dropped += 1
+    if dropped:
+        model.validate_nodes_and_infer_types()
+    return dropped
+
+
+def _broadcasts_to(target, shape) -> bool:
+    node = target.get_node()
+    if node.get_type_name() not in BROADCASTING or \
+            node.get_attributes().get('auto_broadcast') != 'numpy' or node.get_input_size() != 2:
+        return False
+    other = node.input_value(1 - target.get_index()).get_partial_shape()
+    return other.is_static and other == shape
 
 
 def compile_openvino(onnx_file: str, num_threads: Optional[int] = None, hint: str = 'LATENCY',
-                     device: str = 'CPU', check_export: bool = True):
+                     device: str = 'CPU', check_export: bool = True,
+                     broadcast: bool = True):
     """``onnx_file`` compiled by OpenVINO for ``device`` with a performance
     ``hint`` (``LATENCY``: one stream, batch 1 fastest) and ``num_threads``
     inference threads, in float32 (``INFERENCE_PRECISION_HINT``: CPUs with
     bf16 or AMX units would otherwise run float32 models in bf16). INT8
     (QDQ) models run their quantized convolutions in INT8 all the same.
-    Returns the compiled model and the export metadata (with
+    With ``broadcast`` (default), the squeeze-excite gates' Resize nodes
+    are dropped for broadcasting (:func:`broadcast_gates`: same numbers,
+    fewer operators and reorders in OpenVINO). Returns the compiled model
+    and the export metadata (with
     ``check_export=False``, any ONNX file: no metadata, any inputs and
     outputs)."""
     import openvino as ov
@@ -43,6 +89,8 @@ def compile_openvino(onnx_file: str, num_threads: Optional[int] = None, hint: st
         meta = read_export_metadata(onnx_file)
         check_io_names(onnx_file, input_names(model),
                        [port.get_any_name() for port in model.outputs], meta)
+    if broadcast:
+        broadcast_gates(model)
     config = {'PERFORMANCE_HINT': hint, 'INFERENCE_PRECISION_HINT': 'f32'}
     if num_threads:
         config['INFERENCE_NUM_THREADS'] = int(num_threads)

@@ -1,7 +1,8 @@
 """What the benchmark scripts of tools/analysis_tools share: interleaved
 timing (these machines are noisy, so every variant is timed in every round,
-in a rotating order) and realistic scores for untrained heads."""
+in a random order) and realistic scores for untrained heads."""
 import platform
+import random
 import re
 import statistics
 import time
@@ -28,18 +29,25 @@ def cuda_timer(function: Callable) -> float:
 
 
 def interleaved(functions: Dict[Hashable, Callable], rounds: int, warmup: int,
-                timer: Callable = cpu_timer) -> Dict[Hashable, List[float]]:
-    """Time every function once per round, rotating the order so that no
-    function always follows the same one; ``warmup`` untimed calls each
-    first. Returns the times of every round."""
+                timer: Callable = cpu_timer, pause: float = 0.0,
+                seed: int = 0) -> Dict[Hashable, List[float]]:
+    """Time every function once per round, in a new random order each round
+    (seeded), so that no function always follows the same one; ``warmup``
+    untimed calls each first. ``pause`` seconds of idling before every
+    timed call let the thread pools of the call before go to sleep: on a
+    2-core machine onnxruntime's spinning workers slowed an OpenVINO call
+    that followed within 20 ms by up to 2.3x (none after 50-100 ms).
+    Returns the times of every round."""
     times = {key: [] for key in functions}
     keys = list(functions)
+    order = random.Random(seed)
     for function in functions.values():
         for _ in range(warmup):
             function()
-    for round_index in range(rounds):
-        shift = round_index % len(keys)
-        for key in keys[shift:] + keys[:shift]:
+    for _ in range(rounds):
+        for key in order.sample(keys, len(keys)):
+            if pause:
+                time.sleep(pause)
             times[key].append(timer(functions[key]))
     return times
 

@@ -14,13 +14,17 @@ backbone's to its feature maps.
         --ratios GhostNet/MobileNetV2 --modes eager onnxruntime openvino
 
 Ratios are medians of per-round ratios (steadier than ratios of medians on
-a noisy machine). Without --checkpoints the weights are random, and the
+a noisy machine). Each round runs every variant once, in a random order,
+after --pause seconds of idling (default 0.1: onnxruntime's workers spin
+after a run and slowed an OpenVINO run that followed at once by up to 2.3x
+on a 2-core machine). Without --checkpoints the weights are random, and the
 class biases are spread so that about as many boxes reach NMS as with a
 trained model; INT8 files are then calibrated on random inputs (their
 speed does not depend on the ranges). Modes: eager, fused, onnxruntime,
 openvino, onnxruntime-int8, openvino-int8, and runtime settings to
 compare: onnxruntime-extended / -basic (graph optimisation level),
-onnxruntime-nolayout (its NCHWc pass off), openvino-throughput (hint).
+onnxruntime-nolayout (its NCHWc pass off), openvino-throughput (hint),
+openvino-resize (the squeeze-excite gates' Resize kept, not broadcast).
 """
 import argparse
 import os.path as osp
@@ -59,7 +63,7 @@ DETECTORS = {
 }
 MODES = ('eager', 'fused', 'onnxruntime', 'openvino', 'onnxruntime-int8', 'openvino-int8')
 SETTINGS = ('onnxruntime-extended', 'onnxruntime-basic', 'onnxruntime-nolayout',
-            'openvino-throughput')
+            'openvino-throughput', 'openvino-resize')
 
 
 def build(config, checkpoint=None, deploy_form=False, channel_block=None, split_halves=None):
@@ -107,7 +111,8 @@ def runtime_call(mode, path, threads, check_export):
                                   disabled_optimizers=disabled)
         return lambda x: session.run(None, model_feeds(input_names(session), x))
     hint = 'THROUGHPUT' if mode.endswith('throughput') else 'LATENCY'
-    compiled, _ = compile_openvino(path, threads, hint, check_export=check_export)
+    compiled, _ = compile_openvino(path, threads, hint, check_export=check_export,
+                                   broadcast=not mode.endswith('resize'))
     request = compiled.create_infer_request()
     return lambda x: request.infer(model_feeds(input_names(compiled), x))
 
@@ -179,6 +184,9 @@ def main():
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--rounds', type=int, default=10)
     parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--pause', type=float, default=0.1,
+                        help='seconds of idling before each timed call, so that one '
+                        'runtime\'s spinning threads do not slow the next (0: none)')
     parser.add_argument('--modes', nargs='+', choices=MODES + SETTINGS, default=list(MODES))
     parser.add_argument('--only', nargs='*', help='names (substrings) of the detectors to time')
     parser.add_argument('--block', type=int, default=8,
@@ -232,7 +240,7 @@ def main():
                 inputs.contiguous(memory_format=torch.channels_last) if mode == 'fused' else inputs))
                 for key, function in functions.items()}
             with torch.no_grad():
-                run = interleaved(calls, args.rounds, args.warmup)
+                run = interleaved(calls, args.rounds, args.warmup, pause=args.pause)
             times[size] = run
             for (name, mode), value in medians(run).items():
                 results[(name, mode, size)] = value
