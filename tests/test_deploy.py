@@ -285,3 +285,53 @@ def test_export_refuses_unsupported_opsets(tmp_path):
     with pytest.raises(ExportError, match='--opset must be at least 16 for two-stage detectors'):
         export_onnx(two_stage, str(tmp_path / 'y.onnx'), (64, 64), opset=15)
     assert not (tmp_path / 'x.onnx').exists() and not (tmp_path / 'y.onnx').exists()
+
+
+def test_nms_per_class_capped_at_max_per_img_gives_mmdetections_detections(tmp_path):
+    """The graph's NMS stops each class at max_per_img kept boxes; with every
+    class keeping more than that, the detections are still MMDetection's
+    (mmcv's batched_nms, then the max_per_img best), in PyTorch and in both
+    runtimes."""
+    from mmcv.ops import batched_nms
+    from mmengine.structures import InstanceData
+    from ghostnet_mmdet.deploy.nms import batched_class_nms
+    generator = torch.Generator().manual_seed(0)
+    count, classes, max_per_img = 900, 3, 40
+    corners = torch.rand(1, count, 2, generator=generator) * 600
+    boxes = torch.cat([corners, corners + 5 + 40 * torch.rand(1, count, 2, generator=generator)], 2)
+    labels = torch.randint(0, classes, (1, count), generator=generator)
+    # Class 0 scores above the others: the max_per_img best are all its own.
+    scores = (torch.rand(1, count, generator=generator) + (labels == 0).float()) / 2
+    valid = scores > 0.05
+    chosen = valid[0]
+    ref_dets, keep = batched_nms(boxes[0, chosen], scores[0, chosen], labels[0, chosen],
+                                 dict(type='nms', iou_threshold=0.5))
+    ref_labels = labels[0, chosen][keep]
+    kept_per_class = torch.bincount(ref_labels, minlength=classes)
+    assert kept_per_class.min() > max_per_img, kept_per_class  # the cap is in play
+    expected = InstanceData(bboxes=ref_dets[:max_per_img, :4], scores=ref_dets[:max_per_img, 4],
+                            labels=ref_labels[:max_per_img])
+
+    class Nms(torch.nn.Module):
+        def forward(self, boxes, scores, labels, valid):
+            return batched_class_nms(boxes, scores, labels, valid, classes, 0.5, max_per_img)
+
+    def as_instances(dets, labels):
+        dets, labels = torch.as_tensor(dets)[0], torch.as_tensor(labels)[0]
+        real = labels >= 0
+        return InstanceData(bboxes=dets[real, :4], scores=dets[real, 4], labels=labels[real])
+
+    inputs = (boxes, scores, labels, valid)
+    with torch.no_grad():
+        assert match_detections(expected, as_instances(*Nms()(*inputs))) is None
+    path = str(tmp_path / 'nms.onnx')
+    names = ['boxes', 'scores', 'labels', 'valid']
+    torch.onnx.export(Nms(), inputs, path, input_names=names, opset_version=17, dynamo=False)
+    feeds = {name: value.numpy() for name, value in zip(names, inputs)}
+    import onnxruntime as ort
+    import openvino as ov
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    assert match_detections(expected, as_instances(*session.run(None, feeds))) is None
+    compiled = ov.Core().compile_model(path, 'CPU')
+    results = compiled.create_infer_request().infer(feeds)
+    assert match_detections(expected, as_instances(*[results[out] for out in compiled.outputs])) is None

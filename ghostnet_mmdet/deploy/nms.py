@@ -61,7 +61,12 @@ def batched_class_nms(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.T
     masked = torch.where(valid, scores, -1.0)
     classes = torch.arange(num_classes, device=labels.device)
     per_class = torch.where(labels[:, None, :] == classes[None, :, None], masked[:, None, :], -1.0)
-    selected = OnnxNonMaxSuppression.apply(boxes, per_class, count, iou_threshold, -0.5)
+    # At most max_per_img kept per class: greedy NMS keeps a class's boxes in
+    # descending score order, and the max_per_img best over all classes
+    # cannot take more than that class's first max_per_img, so the result is
+    # the same; the runtime's NMS stops a class there instead of scanning on.
+    selected = OnnxNonMaxSuppression.apply(boxes, per_class, min(count, max_per_img),
+                                           iou_threshold, -0.5)
     image, box = selected[:, 0], selected[:, 2]
     kept = (scores * 0 - 1).index_put((image, box), masked[image, box])
     top_scores, top = kept.topk(min(max_per_img, count), dim=1)
