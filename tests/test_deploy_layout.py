@@ -228,11 +228,12 @@ def test_split_convolutions_are_found_by_their_weights(tmp_path):
 
 @pytest.mark.parametrize('version', ['v1', 'v2'])
 def test_openvino_broadcasts_the_gates_with_the_same_numbers(version, tmp_path):
-    """OpenVINO's reader of the exported deploy form drops the squeeze-excite
+    """OpenVINO's runner of the exported deploy form drops the squeeze-excite
     gates' Resize of a 1x1 map (the Multiply broadcasts it) and nothing
     else: V2's DFC gate, a real upsampling at this size (the smallest
-    map is 4x4, pooled to 2x2), keeps its Resize. The compiled
-    model gives the same feature maps as PyTorch."""
+    map is 4x4, pooled to 2x2), keeps its Resize. The compiled model
+    gives the same feature maps as PyTorch; in an INT8 file, the same as
+    with the Resize."""
     import openvino as ov
     from ghostnet_mmdet.deploy import compile_openvino
     from ghostnet_mmdet.deploy.openvino_detector import broadcast_gates
@@ -255,8 +256,21 @@ def test_openvino_broadcasts_the_gates_with_the_same_numbers(version, tmp_path):
     x = torch.randn(1, 3, 128, 128)
     with torch.no_grad():
         expected = model(x)
-    for broadcast in (True, False):
-        compiled, _ = compile_openvino(str(tmp_path / 'split.onnx'), 2, check_export=False,
-                                       broadcast=broadcast)
+
+    def run(path, broadcast):
+        compiled, _ = compile_openvino(path, 2, check_export=False, broadcast=broadcast)
         results = compiled.create_infer_request().infer({0: x.numpy()})
-        assert_relative_close(expected, [torch.from_numpy(results[out]) for out in compiled.outputs])
+        return [torch.from_numpy(results[out]) for out in compiled.outputs]
+
+    for broadcast in (True, False):
+        assert_relative_close(expected, run(str(tmp_path / 'split.onnx'), broadcast))
+    if version != 'v1':
+        return  # V2's squeeze-excite gates are V1's: quantized once is enough
+    # An INT8 file: the gates pass through quantize-dequantize on the way to
+    # the Multiply; dropped all the same, with the same numbers.
+    from ghostnet_mmdet.deploy.quantize import quantize_onnx
+    int8 = str(tmp_path / 'int8.onnx')
+    quantize_onnx(str(tmp_path / 'split.onnx'), int8,
+                  [{'input': torch.randn(1, 3, 128, 128).numpy()} for _ in range(2)])
+    assert broadcast_gates(ov.Core().read_model(int8)) == 2 * gates
+    assert_relative_close(run(int8, False), run(int8, True))

@@ -16,21 +16,24 @@ from .runtime_detector import (DeployError, RuntimeDetector, check_io_names, che
                                first_line, input_names, read_export_metadata)
 
 HINTS = ('LATENCY', 'THROUGHPUT')
-# Element-wise ops that broadcast their inputs numpy-style.
-BROADCASTING = ('Multiply', 'Add')
+# Element-wise binary ops that broadcast their inputs numpy-style.
+ELEMENTWISE = ('Multiply', 'Add', 'Subtract', 'Divide')
 
 
 def broadcast_gates(model) -> int:
     """Drops, in an OpenVINO ``model`` read from our ONNX export, every
-    nearest-neighbour ``Interpolate`` of a 1x1 map whose consumers are all
-    numpy-broadcasting ``Multiply``/``Add`` with a map of the Interpolate's
-    output shape: the consumer broadcasts the 1x1 map itself, which is the
-    same numbers. The squeeze-excite gates of the GhostNet family are
-    exported that way (``Resize``) because onnxruntime's blocked-layout pass
-    takes a Resize and not a broadcast Mul; OpenVINO's CPU plugin runs the
-    Interpolate in plain layout with a reorder after it and fuses a
-    broadcast Multiply instead. Returns how many were dropped; ``model`` is
-    changed in place.
+    nearest-neighbour ``Interpolate`` of a 1x1 map that only feeds
+    numpy-broadcasting element-wise ops with a map of the Interpolate's
+    output shape: those broadcast the 1x1 map themselves, which is the same
+    numbers. An INT8 file's quantize-dequantize of the gate on the way
+    (``FakeQuantize``, ``Convert``, and element-wise ops with per-channel or
+    per-tensor constants) is let through: each treats every pixel alike, so
+    it gives the same values before the upsampling as after. The
+    squeeze-excite gates of the GhostNet family are exported that way
+    (``Resize``) because onnxruntime's blocked-layout pass takes a Resize
+    and not a broadcast Mul; OpenVINO's CPU plugin runs the Interpolate in
+    plain layout with a reorder after it and fuses a broadcast Multiply
+    instead. Returns how many were dropped; ``model`` is changed in place.
     """
     dropped = 0
     for op in model.get_ordered_ops():
@@ -41,8 +44,7 @@ def broadcast_gates(model) -> int:
         if (not in_shape.is_static or not shape.is_static or len(in_shape) != 4
                 or list(in_shape)[2:] != [1, 1] or list(in_shape)[:2] != list(shape)[:2]):
             continue
-        targets = list(op.output(0).get_target_inputs())
-        if not targets or not all(_broadcasts_to(target, shape) for target in targets):
+        if not _all_broadcast(op.output(0), shape):
             continue
         op.output(0).replace(source)
         dropped += 1
@@ -51,13 +53,39 @@ def broadcast_gates(model) -> int:
     return dropped
 
 
-def _broadcasts_to(target, shape) -> bool:
-    node = target.get_node()
-    if node.get_type_name() not in BROADCASTING or \
-            node.get_attributes().get('auto_broadcast') != 'numpy' or node.get_input_size() != 2:
+def _all_broadcast(output, shape) -> bool:
+    """Whether every path from ``output`` ends in a broadcasting element-wise
+    op with a ``shape`` map, through ops that treat every pixel alike."""
+    targets = list(output.get_target_inputs())
+    if not targets:
         return False
-    other = node.input_value(1 - target.get_index()).get_partial_shape()
-    return other.is_static and other == shape
+    for target in targets:
+        node, kind = target.get_node(), target.get_node().get_type_name()
+        if kind in ELEMENTWISE:
+            if node.get_attributes().get('auto_broadcast') != 'numpy' or \
+                    node.get_input_size() != 2:
+                return False
+            other = node.input_value(1 - target.get_index()).get_partial_shape()
+            if other.is_static and other == shape:
+                continue  # the map the gate is broadcast against
+            if not (_no_pixels(other) and _all_broadcast(node.output(0), shape)):
+                return False
+        elif kind == 'FakeQuantize':
+            limits = [node.input_value(i).get_partial_shape()
+                      for i in range(1, node.get_input_size())]
+            if target.get_index() != 0 or not all(map(_no_pixels, limits)) or \
+                    not _all_broadcast(node.output(0), shape):
+                return False
+        elif kind != 'Convert' or not _all_broadcast(node.output(0), shape):
+            return False
+    return True
+
+
+def _no_pixels(shape) -> bool:
+    """A static shape of one value per tensor or per channel (no height or
+    width beyond 1)."""
+    return shape.is_static and len(shape) <= 4 and \
+        (len(shape) < 3 or all(dim == 1 for dim in list(shape)[2:]))
 
 
 def compile_openvino(onnx_file: str, num_threads: Optional[int] = None, hint: str = 'LATENCY',

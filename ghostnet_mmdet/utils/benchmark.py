@@ -65,9 +65,13 @@ def ratio_median(times: Dict[Hashable, List[float]], numerator: Hashable,
 
 def spread_head_scores(detector: torch.nn.Module, seed: int = 0) -> None:
     """Give an untrained detector's heads (its bbox head, or its RPN and RoI
-    head) varied, confident scores, so that about as many boxes reach NMS as
-    with a trained one (an untrained head scores everything near its prior,
-    0.01, below every score_thr)."""
+    head) varied, confident scores, so that boxes reach NMS (an untrained
+    head scores everything near its prior, 0.01, below every score_thr).
+    More than a trained detector's: the GhostShapes RetinaNet-GhostNet sends
+    about 4,000 boxes to NMS at 320x320 with these scores and random input,
+    2,300 of them kept, where the trained one sends about 1,200 on a
+    validation image and keeps about 200. For NMS's true share of the time,
+    benchmark trained checkpoints on an image."""
     generator = torch.Generator().manual_seed(seed)
     roi_head = getattr(detector, 'roi_head', None)
     heads = (getattr(detector, 'bbox_head', None), getattr(detector, 'rpn_head', None),

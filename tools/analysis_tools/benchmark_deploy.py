@@ -12,19 +12,24 @@ backbone's to its feature maps.
         --only GhostNet-1.0x MobileNetV2 --modes onnxruntime openvino
     python tools/analysis_tools/benchmark_deploy.py --sizes 320 --only SSDLite \\
         --ratios GhostNet/MobileNetV2 --modes eager onnxruntime openvino
+    python tools/analysis_tools/benchmark_deploy.py --sizes 320 640 --only "RetinaNet GhostNet-1.0x" \\
+        "RetinaNet MobileNetV2" --checkpoints "GhostNet-1.0x=a.pth" "MobileNetV2=b.pth" \\
+        --image data/shapes/val/000003.jpg --ratios GhostNet/MobileNetV2
 
 Ratios are medians of per-round ratios (steadier than ratios of medians on
 a noisy machine). Each round runs every variant once, in a random order,
 after --pause seconds of idling (default 0.1: onnxruntime's workers spin
 after a run and slowed an OpenVINO run that followed at once by up to 2.3x
 on a 2-core machine). Without --checkpoints the weights are random, and the
-class biases are spread so that about as many boxes reach NMS as with a
-trained model; INT8 files are then calibrated on random inputs (their
-speed does not depend on the ranges). Modes: eager, fused, onnxruntime,
-openvino, onnxruntime-int8, openvino-int8, and runtime settings to
-compare: onnxruntime-extended / -basic (graph optimisation level),
-onnxruntime-nolayout (its NCHWc pass off), openvino-throughput (hint),
-openvino-resize (the squeeze-excite gates' Resize kept, not broadcast).
+class biases are spread so that boxes reach NMS on random input (more than
+a trained model's: see spread_head_scores); INT8 files are then calibrated
+on random inputs (their speed does not depend on the ranges). With trained
+--checkpoints and an --image, NMS has a real image's work. Modes: eager,
+fused, onnxruntime, openvino, onnxruntime-int8, openvino-int8, and runtime
+settings to compare: onnxruntime-extended / -basic (graph optimisation
+level), onnxruntime-nolayout (its NCHWc pass off), openvino-throughput
+(hint), openvino-resize (the squeeze-excite gates' Resize kept, not
+broadcast).
 """
 import argparse
 import os.path as osp
@@ -133,9 +138,21 @@ def _int8_source(model, part, path, size, split_halves):
     return concat_path
 
 
+def image_input(model, image, size):
+    """``image`` (BGR, as mmcv reads it) resized to ``size`` x ``size`` and
+    normalised by the detector's own data preprocessor."""
+    import mmcv
+    resized = torch.from_numpy(mmcv.imresize(image, (size, size))).permute(2, 0, 1)
+    with torch.no_grad():
+        return model.data_preprocessor(dict(inputs=[resized], data_samples=None), False)['inputs']
+
+
 def runners(name, config, checkpoint, part, modes, size, threads, folder, block,
-            channel_block=None, keep_fp32=DEFAULT_KEEP_FP32, engine='nncf', split_halves=None):
-    """(name, mode) -> a function of the normalised input tensor."""
+            channel_block=None, keep_fp32=DEFAULT_KEEP_FP32, engine='nncf', split_halves=None,
+            image=None):
+    """(name, mode) -> a function of the normalised input tensor, and the
+    input tensor for this detector (``image`` through its preprocessor, or
+    random)."""
     samples = [DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
                                            scale_factor=(1.0, 1.0)))]
     calls = {}
@@ -165,7 +182,11 @@ def runners(name, config, checkpoint, part, modes, size, threads, folder, block,
             calls[(name, mode)] = runtime_call(mode.replace('-int8', ''),
                                                int8 if 'int8' in mode else path, threads,
                                                check_export=part == 'detector')
-    return calls
+    if image is not None:
+        inputs = image_input(fast, image, size)
+    else:
+        inputs = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(size))
+    return calls, inputs
 
 
 def _variants(args):
@@ -208,8 +229,17 @@ def main():
                         '"GhostNet-1.0x/MobileNetV2" or "openvino-int8/openvino"')
     parser.add_argument('--checkpoints', nargs='*', default=[], metavar='NAME=PATH',
                         help='trained weights for a detector, e.g. "GhostNet-1.0x, GhostShapes=x.pth"')
+    parser.add_argument('--image', help='time on this image (resized to each size, normalised '
+                        'by each detector\'s preprocessor) instead of random input: with trained '
+                        '--checkpoints, NMS gets the work of a real image')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    image = None
+    if args.image:
+        import mmcv
+        if not osp.isfile(args.image):
+            parser.error(f'--image {args.image!r} is not a file')
+        image = mmcv.imread(args.image)
     checkpoints = dict(item.split('=', 1) for item in args.checkpoints)
     detectors = {name: config for name, config in DETECTORS.items()
                  if not args.only or any(part in name for part in args.only)}
@@ -221,7 +251,7 @@ def main():
     results, times = {}, {}
     with tempfile.TemporaryDirectory() as folder:
         for size in args.sizes:
-            functions = {}
+            functions, inputs = {}, {}
             for name, config in detectors.items():
                 checkpoint = next((p for key, p in checkpoints.items() if key in name), None)
                 variants = [(name, None, None)]
@@ -229,15 +259,14 @@ def main():
                     variants = [(name + ''.join(f' [{tag}]' for tag in tags), block, split)
                                 for block, split, tags in _variants(args)]
                 for variant, channel_block, split in variants:
-                    functions.update(runners(variant, config, checkpoint, args.part, args.modes,
-                                             size, args.threads, folder, args.block,
-                                             channel_block, args.keep_fp32, args.int8_engine,
-                                             split))
-            inputs = torch.randn(1, 3, size, size)
-            array = inputs.numpy()
-            calls = {key: (lambda function=function, mode=key[1]: function(
-                array if mode not in ('eager', 'fused') else
-                inputs.contiguous(memory_format=torch.channels_last) if mode == 'fused' else inputs))
+                    calls, inputs[variant] = runners(
+                        variant, config, checkpoint, args.part, args.modes, size, args.threads,
+                        folder, args.block, channel_block, args.keep_fp32, args.int8_engine,
+                        split, image)
+                    functions.update(calls)
+            calls = {key: (lambda function=function, x=inputs[key[0]], mode=key[1]: function(
+                x.numpy() if mode not in ('eager', 'fused') else
+                x.contiguous(memory_format=torch.channels_last) if mode == 'fused' else x))
                 for key, function in functions.items()}
             with torch.no_grad():
                 run = interleaved(calls, args.rounds, args.warmup, pause=args.pause)
