@@ -264,10 +264,12 @@ def main():
                         folder, args.block, channel_block, args.keep_fp32, args.int8_engine,
                         split, image)
                     functions.update(calls)
-            calls = {key: (lambda function=function, x=inputs[key[0]], mode=key[1]: function(
-                x.numpy() if mode not in ('eager', 'fused') else
-                x.contiguous(memory_format=torch.channels_last) if mode == 'fused' else x))
-                for key, function in functions.items()}
+            # Each mode's form of the input, made once, outside the timed calls.
+            forms = {name: dict(eager=x, fused=x.contiguous(memory_format=torch.channels_last),
+                                runtime=x.numpy()) for name, x in inputs.items()}
+            calls = {(name, mode): (lambda function=function, x=forms[name].get(
+                mode, forms[name]['runtime']): function(x))
+                for (name, mode), function in functions.items()}
             with torch.no_grad():
                 run = interleaved(calls, args.rounds, args.warmup, pause=args.pause)
             times[size] = run
