@@ -9,13 +9,22 @@ import sys
 from pathlib import Path
 
 import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
+from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from ghostnet_mmdet.datasets import SHAPE_CLASSES
 
 REPO = Path(__file__).resolve().parents[1]
+# Every config the repository ships (baselines included).
+CONFIGS = sorted(p for p in (REPO / 'configs').rglob('*.py') if '_base_' not in p.parts)
 SHAPES_CONFIG = REPO / 'configs' / 'ghostnet' / 'retinanet_ghostnet-1.0x_fpn_1xb8-1.5k_shapes.py'
+# float32 results of the same network computed two ways (folded weights,
+# or another runtime's kernels): relative 1e-5, absolute 1e-4 for values
+# near zero. Box coordinates are in pixels.
+RTOL, ATOL = 1e-5, 1e-4
 METRIC_KEYS = ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_75', 'coco/bbox_mAP_s',
                'coco/bbox_mAP_m', 'coco/bbox_mAP_l')
 
@@ -238,3 +247,88 @@ def calibrate_heads(model, images, seed=0):
             bias = module.bias.data.view(-1, classes + 1)
             bias[:, :classes] += 7.0
             bias[:, classes] += 12.0
+
+
+def build_detector(cfg):
+    """The detector of ``cfg`` (a Config), initialised, without ImageNet
+    weights (none on test machines)."""
+    init_default_scope('mmdet')
+    if (cfg.model.backbone.get('init_cfg') or {}).get('type') == 'Pretrained':
+        cfg.model.backbone.init_cfg = None
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    return model
+
+
+def build_config_detector(config, num_classes=None):
+    """``(cfg, detector)`` of a config file: no pretrained weights, BN
+    statistics randomised, eval mode."""
+    from .conftest import randomize_norm_stats
+    cfg = Config.fromfile(config)
+    cfg.model.backbone.init_cfg = None
+    if num_classes:
+        cfg.model.bbox_head.num_classes = num_classes
+    model = build_detector(cfg)
+    randomize_norm_stats(model)
+    return cfg, model.eval()
+
+
+def predict_both(cfg, model, onnx_file, images, backend='onnxruntime'):
+    """Detections of the PyTorch model and of the exported one run by
+    ``backend``, for the same preprocessed batch."""
+    from ghostnet_mmdet.deploy import BACKENDS
+    samples = samples_for(images)
+    runtime = BACKENDS[backend](str(onnx_file), cfg.model.data_preprocessor)
+    with torch.no_grad():
+        data = model.data_preprocessor(dict(inputs=images, data_samples=samples), False)
+        expected = model.predict(data['inputs'], data['data_samples'])
+        actual = runtime.test_step(dict(inputs=images, data_samples=[
+            DetDataSample(metainfo=s.metainfo) for s in samples]))
+    return [e.pred_instances for e in expected], [a.pred_instances for a in actual]
+
+
+def assert_same_detections(expected, actual):
+    """Box for box (see match_detections: equal scores may swap places)."""
+    from ghostnet_mmdet.deploy import match_detections
+    for exp, act in zip(expected, actual):
+        assert len(act) > 0
+        torch.testing.assert_close(act.scores, exp.scores, rtol=0, atol=1e-5)  # both sorted
+        assert match_detections(exp, act, box_rtol=RTOL, box_atol=ATOL) is None
+
+
+def shapes_scenes(count, size=128, seed=0, max_objects=5):
+    """GhostShapes scenes drawn by the dataset's own generator: CHW uint8
+    images and data samples with their ground truth."""
+    import numpy as np
+    from ghostnet_mmdet.datasets.shapes import draw_image
+    rng = np.random.RandomState(seed)
+    images, samples = [], []
+    for _ in range(count):
+        image, objects = draw_image(rng, size, min_object=12, max_objects=max_objects)
+        images.append(torch.from_numpy(image.transpose(2, 0, 1).copy()))
+        sample = DetDataSample(metainfo=dict(
+            img_shape=(size, size), ori_shape=(size, size), pad_shape=(size, size),
+            batch_input_shape=(size, size), scale_factor=(1.0, 1.0)))
+        sample.gt_instances = InstanceData(
+            bboxes=torch.tensor([o['bbox'] for o in objects], dtype=torch.float32),
+            labels=torch.tensor([o['label'] for o in objects]))
+        samples.append(sample)
+    return images, samples
+
+
+def overfit_detector(model, images, samples, steps=100, lr=2e-3):
+    """Train ``model`` on one batch until it knows it (AdamW, gradient
+    clipping as the GhostShapes recipe): confident, distinct detections on
+    those images, as a trained detector has on its data (on 4 scenes of
+    128x128, 100 steps: scores of 0.7-0.99 for the objects, about 13 s on 2
+    cores)."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
+    model.train()
+    for _ in range(steps):
+        data = model.data_preprocessor(dict(inputs=images, data_samples=samples), True)
+        loss, _ = model.parse_losses(model(**data, mode='loss'))
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 35)
+        optimizer.step()
+    return model.eval()

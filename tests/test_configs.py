@@ -15,23 +15,13 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from ghostnet_mmdet.models import GhostNet
 
-from .detection_utils import synthetic_batch
+from .detection_utils import CONFIGS, build_detector, synthetic_batch
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = sorted(p for p in (REPO / 'configs').rglob('*.py') if '_base_' not in p.parts)
 # Other backbones on the same data and schedule, for comparison tables.
 BASELINE_CONFIGS = [p for p in CONFIGS if 'baselines' in p.parts]
 CONFIGS = [p for p in CONFIGS if p not in BASELINE_CONFIGS]
 COCO_CONFIGS = [p for p in CONFIGS if p.name.endswith('coco.py') or p.name == 'retinanet_ghostnet.py']
-
-
-def build_detector(cfg):
-    init_default_scope('mmdet')
-    if (cfg.model.backbone.get('init_cfg') or {}).get('type') == 'Pretrained':
-        cfg.model.backbone.init_cfg = None  # no ImageNet weights on test machines
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    return model
 
 
 def train_step_and_predict(model, size=(96, 128), all_backbone_params=True):

@@ -1,7 +1,10 @@
 """Every detector config the plugin ships exports to ONNX with its
-post-processing in the graph, and every deploy runtime gives PyTorch's
-detections box for box, on a batch where one image is padded (boxes are
-clipped at the image, as MMDetection clips them, not at the padding)."""
+post-processing in the graph and passes onnx.checker; for one config per
+head family and backbone version (PARITY_CONFIGS), every deploy runtime
+gives PyTorch's detections box for box, on a batch where one image is
+padded (boxes are clipped at the image, as MMDetection clips them, not at
+the padding). The other configs share those graphs' code paths: their
+heads are of the same families and their backbones of the same versions."""
 import onnx
 import pytest
 import torch
@@ -11,12 +14,27 @@ from ghostnet_mmdet.deploy import (BACKENDS, ExportError, export_onnx, head_post
 from ghostnet_mmdet.deploy.quantize import quantize_onnx
 from ghostnet_mmdet.deploy.runtime_detector import INPUT_NAMES
 
-from .detection_utils import REPO, calibrate_heads, samples_for
-from .test_deploy import build, predict_both
+from .detection_utils import (REPO, build_config_detector, calibrate_heads, predict_both,
+                              samples_for)
 
-EXPORT_CONFIGS = sorted((REPO / 'configs' / 'ghostnet').glob('*.py')) + \
-    [REPO / 'configs' / 'retinanet_ghostnet.py']
+build = build_config_detector
+GHOSTNET = REPO / 'configs' / 'ghostnet'
+EXPORT_CONFIGS = sorted(GHOSTNET.glob('*.py')) + [REPO / 'configs' / 'retinanet_ghostnet.py']
 BASELINE_CONFIGS = sorted((REPO / 'configs' / 'baselines').glob('*.py'))
+# Box for box in both runtimes: every head family's graph (dense with
+# sigmoid and anchors, SSD's softmax, RTMDet's points and unshared convs,
+# YOLOX, YOLOv3, two-stage), every backbone version (V1, V2, V3), and a
+# backbone that is not GhostNet.
+PARITY_CONFIGS = [GHOSTNET / name for name in (
+    'retinanet_ghostnet-1.0x_fpn_1xb8-1.5k_shapes.py',
+    'retinanet_ghostnetv2-1.0x_fpn_1xb8-1.5k_shapes.py',
+    'retinanet_ghostnetv3-1.0x_fpn_1xb8-1.5k_shapes.py',
+    'ssdlite_ghostnet-1.0x_1xb8-1.5k_shapes.py',
+    'rtmdet_ghostnet-1.0x_1xb8-1.5k_shapes.py',
+    'yolox_ghostnet-1.0x_8xb8-300e_coco.py',
+    'yolov3_ghostnet-1.0x_1xb8-1.5k_shapes.py',
+    'faster-rcnn_ghostnet-1.1x_fpn_1x_coco.py',
+)] + [REPO / 'configs' / 'baselines' / 'ssdlite_mobilenetv2_1xb8-1.5k_shapes.py']
 # Random COCO-sized heads amplify float rounding (which differs between
 # PyTorch's and the runtimes' kernels) more than the trained GhostShapes
 # detectors, whose detections tests/test_deploy.py holds to scores within
@@ -67,8 +85,8 @@ def export_and_compare(config, tmp_path, fuse=True):
         # V3's summed branches from a Kaiming start grow to 1e8 by stage 8,
         # where float32 rounding differs between runtimes by more than any
         # tolerance; BatchNorm statistics of the images keep them at the
-        # scale of a trained network (the deploy form's exactness is
-        # tests/test_deploy_layout.py's, with timm's initialisation).
+        # scale of a trained network (the export form's exactness is
+        # tests/test_export_form.py's, with timm's initialisation).
         norm_stats_from(model, images)
     calibrate_heads(model, images)  # heads that score and place boxes like trained ones
     prepare_for_export(model, fuse=fuse)
@@ -88,8 +106,42 @@ def export_and_compare(config, tmp_path, fuse=True):
     return family, expected
 
 
-@pytest.mark.parametrize('config', EXPORT_CONFIGS + BASELINE_CONFIGS, ids=lambda p: p.name)
-def test_every_config_exports_and_every_runtime_matches_pytorch(config, tmp_path):
+def test_parity_configs_cover_every_family_and_version():
+    """PARITY_CONFIGS stand for the rest: every head family and backbone
+    type among the shipped configs is among theirs."""
+    from mmengine.config import Config
+
+    def kinds(configs):
+        found = set()
+        for config in configs:
+            cfg = Config.fromfile(config)
+            head = cfg.model.get('bbox_head') or cfg.model.get('rpn_head')
+            found.add(('backbone', cfg.model.backbone.type))
+            found.add(('head', head.type))
+        return found
+
+    # MMDetection's own backbones are plain convolutions and norms, as
+    # MobileNetV2 (in PARITY_CONFIGS) is.
+    assert kinds(EXPORT_CONFIGS + BASELINE_CONFIGS) - kinds(PARITY_CONFIGS) <= {
+        ('backbone', 'ResNet'), ('backbone', 'CSPNeXt')}
+
+
+@pytest.mark.parametrize('config', [c for c in EXPORT_CONFIGS + BASELINE_CONFIGS
+                                    if c not in PARITY_CONFIGS], ids=lambda p: p.name)
+def test_every_other_config_exports_a_checked_graph(config, tmp_path):
+    """Build, fuse, a supported head family, export, onnx.checker (full)."""
+    cfg, model = build(config)
+    prepare_for_export(model, fuse=True)
+    family = head_postprocess(model).family
+    path = tmp_path / 'model.onnx'
+    export_onnx(model, str(path), (SIZE, SIZE), max_per_img=5000 if family == 'yolox' else None)
+    onnx.checker.check_model(str(path), full_check=True)
+    names = [i.name for i in onnx.load(str(path)).graph.input]
+    assert names == (INPUT_NAMES if family in CLIPPING else INPUT_NAMES[:1])
+
+
+@pytest.mark.parametrize('config', PARITY_CONFIGS, ids=lambda p: p.name)
+def test_every_runtime_matches_pytorch(config, tmp_path):
     family, expected = export_and_compare(config, tmp_path)
     padded = expected[1].bboxes
     height, width = PADDED
@@ -143,17 +195,18 @@ def test_unsupported_heads_are_named(base, head, tmp_path):
 def test_int8_of_a_graph_without_img_shape(tmp_path):
     """YOLOv3's graph has no img_shape input (it does not clip): calibration
     feeds, which carry one, are fitted to the graph's inputs, and the INT8
-    file runs in both runtimes."""
+    file made for each runtime runs there."""
     cfg, model = build(REPO / 'configs' / 'ghostnet' / 'yolov3_ghostnet-1.0x_1xb8-1.5k_shapes.py')
     prepare_for_export(model, fuse=True)
-    fp32, int8 = tmp_path / 'fp32.onnx', tmp_path / 'int8.onnx'
-    export_onnx(model, str(fp32), (64, 64), classes=[f'c{i}' for i in range(5)])
-    assert [i.name for i in onnx.load(str(fp32)).graph.input] == ['input']
     feeds = [model_feeds(INPUT_NAMES, torch.randn(1, 3, 64, 64).numpy()) for _ in range(2)]
-    record = quantize_onnx(str(fp32), str(int8), feeds)
-    assert record['int8_convs'] > 0
     image = [torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8)]
-    for runner in BACKENDS.values():
+    for backend, runner in BACKENDS.items():
+        fp32, int8 = tmp_path / f'{backend}.onnx', tmp_path / f'{backend}_int8.onnx'
+        export_onnx(model, str(fp32), (64, 64), classes=[f'c{i}' for i in range(5)],
+                    backend=backend)
+        assert [i.name for i in onnx.load(str(fp32)).graph.input] == ['input']
+        record = quantize_onnx(str(fp32), str(int8), feeds, backend=backend)
+        assert record['int8_convs'] > 0 and record['backend'] == backend
         result = runner(str(int8), cfg.model.data_preprocessor).test_step(
             dict(inputs=image, data_samples=samples_for(image)))
         assert result[0].pred_instances.bboxes.shape[1] == 4

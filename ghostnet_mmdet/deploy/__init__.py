@@ -1,6 +1,6 @@
 """Deployment: ONNX export with NMS in the graph, onnxruntime and OpenVINO
 as backends of the tools, INT8 post-training quantization."""
-from .compare import match_detections
+from .compare import lost_detections, match_detections
 from .export import (BackboneForExport, DetectorForExport, ExportError, default_input_size,
                      export_backbone_onnx, export_onnx, prepare_for_export)
 from .openvino_detector import OpenVINODetector, compile_openvino
@@ -14,5 +14,5 @@ BACKENDS = {'onnxruntime': OnnxRuntimeDetector, 'openvino': OpenVINODetector}
 __all__ = ['BACKENDS', 'BackboneForExport', 'DetectorForExport', 'DeployError', 'ExportError', 'OnnxRuntimeDetector',
            'OpenVINODetector', 'RuntimeDetector', 'compile_openvino', 'default_input_size',
            'export_backbone_onnx', 'export_onnx', 'head_postprocess', 'load_session',
-           'match_detections', 'model_feeds', 'prepare_for_export',
+           'lost_detections', 'match_detections', 'model_feeds', 'prepare_for_export',
            'read_export_metadata', 'session_options']

@@ -1,5 +1,6 @@
-"""Detections of two backends, compared box for box."""
-from typing import Optional
+"""Detections of two backends, compared box for box (the same precision)
+or as sets (another precision: INT8 against float32)."""
+from typing import List, Optional
 
 import torch
 
@@ -29,3 +30,36 @@ def match_detections(expected, actual, score_atol: float = 1e-5, box_rtol: float
                     f'{[round(float(v), 2) for v in box]}) has no counterpart')
         unused.remove(match)
     return None
+
+
+def lost_detections(expected, actual, score_thr: float, score_atol: float = 0.1,
+                    iou_thr: float = 0.5) -> List[str]:
+    """The detections of ``expected`` (e.g. float32) with a score of at
+    least ``score_thr`` that ``actual`` (e.g. INT8) does not keep: kept
+    means an ``actual`` detection of the same label whose box overlaps by
+    IoU >= ``iou_thr`` and whose score is within ``score_atol``. A set
+    comparison, for detections that are only close (quantized, or another
+    precision): one-to-one order and near-equal scores do not matter.
+
+    Returns:
+        list[str]: One line per lost detection (empty: none lost).
+    """
+    from mmdet.structures.bbox import bbox_overlaps
+    lost = []
+    chosen = expected.scores >= score_thr
+    for box, score, label in zip(expected.bboxes[chosen], expected.scores[chosen],
+                                 expected.labels[chosen]):
+        same = actual.labels == label
+        if same.any():
+            overlaps = bbox_overlaps(box[None], actual.bboxes[same])[0]
+            close = (actual.scores[same] - score).abs() <= score_atol
+            if (close & (overlaps >= iou_thr)).any():
+                continue
+            best = int(overlaps.argmax())
+            nearest = (f'best overlap {float(overlaps[best]):.2f} with score '
+                       f'{float(actual.scores[same][best]):.3f}')
+        else:
+            nearest = 'no detection of that label'
+        lost.append(f'label {int(label)}, score {float(score):.3f}, box '
+                    f'{[round(float(v), 1) for v in box]}: {nearest}')
+    return lost

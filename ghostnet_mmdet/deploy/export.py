@@ -24,8 +24,12 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import fuse_conv_bn
 
+from .ghostnet_form import DEFAULT_CHANNEL_BLOCK, RUNTIME_GATES, backbone_export_form, to_export_form
 from .postprocess import ROI_ALIGN_OPSET, ExportError, TwoStagePostprocess, head_postprocess
 from .runtime_detector import INPUT_NAMES, OUTPUT_NAMES
+
+# The runtimes an export form is made for (tools' --backend).
+EXPORT_BACKENDS = tuple(RUNTIME_GATES)
 
 
 class DetectorForExport(nn.Module):
@@ -82,21 +86,32 @@ class BackboneForExport(nn.Module):
 
 
 def export_backbone_onnx(backbone: nn.Module, path: str, input_size: Tuple[int, int],
-                         opset: int = 17) -> nn.Module:
+                         opset: int = 17, backend: str = 'onnxruntime',
+                         channel_block: int = DEFAULT_CHANNEL_BLOCK) -> nn.Module:
     """Export ``backbone`` alone (input ``input``, one output per feature
-    map) with the TorchScript exporter, as the benchmarks and the layout
-    checks use it; returns the wrapper that was exported."""
-    wrapper = BackboneForExport(backbone).eval()
+    map) in its export form for ``backend``
+    (:func:`~ghostnet_mmdet.deploy.ghostnet_form.backbone_export_form`) with
+    the TorchScript exporter, as the benchmarks and the layout checks use
+    it; returns the wrapper that was exported."""
+    _check_backend(backend)
+    wrapper = BackboneForExport(backbone_export_form(backbone, backend, channel_block)).eval()
     with torch.no_grad():
         torch.onnx.export(wrapper, (torch.zeros(1, 3, *input_size), ), path, dynamo=False,
                           opset_version=opset, input_names=['input'], do_constant_folding=True)
     return wrapper
 
 
+def _check_backend(backend: str) -> None:
+    if backend not in EXPORT_BACKENDS:
+        raise ExportError(f'the export form is made for one of the runtimes {EXPORT_BACKENDS}, '
+                          f'not {backend!r}')
+
+
 def prepare_for_export(detector: nn.Module, fuse: bool = False) -> nn.Module:
     """Eval mode, and with ``fuse`` the backbone in deploy form
     (``switch_to_deploy``: BatchNorm folded, re-parameterised branches
-    merged) and every other BatchNorm folded into its convolution."""
+    merged) and every other BatchNorm folded into its convolution. The
+    runtime's export form is made from this by :func:`export_onnx`."""
     detector.eval()
     if fuse:
         backbone = getattr(detector, 'backbone', None)
@@ -124,9 +139,13 @@ def unshare_modules(module: nn.Module, _seen: Optional[set] = None) -> None:
 def export_onnx(detector: nn.Module, path: str, input_size: Tuple[int, int],
                 batch_size: int = 1, dynamic_batch: bool = False, opset: int = 17,
                 max_per_img: Optional[int] = None, classes: Optional[Sequence[str]] = None,
-                metadata: Optional[dict] = None) -> dict:
+                metadata: Optional[dict] = None, backend: Optional[str] = 'onnxruntime',
+                channel_block: int = DEFAULT_CHANNEL_BLOCK) -> dict:
     """Export ``detector`` (prepared with :func:`prepare_for_export`) to
-    ``path`` and check the file with ``onnx.checker``.
+    ``path`` in its export form for ``backend`` (the runtime the file is
+    made for: :func:`~ghostnet_mmdet.deploy.ghostnet_form.to_export_form`,
+    on a copy; ``None``: ``detector`` as it is, already in its export form)
+    and check the file with ``onnx.checker``.
 
     Returns:
         dict: What was written into the model's metadata (``classes``,
@@ -137,6 +156,9 @@ def export_onnx(detector: nn.Module, path: str, input_size: Tuple[int, int],
     if opset < 11:
         raise ExportError(f'--opset must be at least 11 (NonMaxSuppression with boxes per '
                           f'image, TopK with a k input), got {opset}')
+    if backend is not None:
+        _check_backend(backend)
+        detector = to_export_form(detector, backend, channel_block)
     wrapper = DetectorForExport(detector, input_size, max_per_img).eval()
     if isinstance(wrapper.postprocess, TwoStagePostprocess) and opset < ROI_ALIGN_OPSET:
         raise ExportError(f'--opset must be at least {ROI_ALIGN_OPSET} for two-stage detectors '
@@ -152,6 +174,8 @@ def export_onnx(detector: nn.Module, path: str, input_size: Tuple[int, int],
     model = onnx.load(path)
     info = dict(classes=list(classes or []), input_size=list(input_size),
                 dynamic_batch=dynamic_batch, postprocess=wrapper.settings(), **(metadata or {}))
+    if backend is not None:
+        info['backend'] = backend
     for key, value in info.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, json.dumps(value)

@@ -26,11 +26,14 @@ Boxes are clipped at each image's own height and width (the graph's
 input. They stay in input-tensor coordinates: dividing by the resize
 factor is the runner's job, as in MMDetection.
 """
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Type
 
 import torch
 import torch.nn as nn
 from torch import Tensor
+
+from mmdet.models.dense_heads import AnchorHead, RPNHead, YOLOV3Head, YOLOXHead
+from mmdet.models.roi_heads import StandardRoIHead
 
 from .nms import batched_class_nms
 
@@ -41,10 +44,21 @@ class ExportError(ValueError):
 
 SUPPORTED = ('RetinaHead', 'SSDHead', 'RTMDetHead (RTMDetSepBNHead)', 'YOLOXHead', 'YOLOV3Head',
              'Faster R-CNN (RPNHead + StandardRoIHead)')
+# How the runner takes boxes back to the original image, per head family
+# (written into the file's metadata): MMDetection's heads multiply by the
+# inverse scale factor, YOLOXHead divides by it (the same up to rounding).
+RESCALE_RULES = ('multiply', 'divide')
+# The head families, in the order they are tried (register_family).
+FAMILIES: List[Type['HeadPostprocess']] = []
 
 
-def _class_names(module) -> List[str]:
-    return [cls.__name__ for cls in type(module).__mro__]
+def register_family(family: Type['HeadPostprocess']) -> Type['HeadPostprocess']:
+    """Register a post-processing class for the head classes it names in
+    ``heads`` (matched with ``isinstance``, subclasses included)."""
+    if family.rescale not in RESCALE_RULES:
+        raise ValueError(f'{family.__name__}.rescale must be one of {RESCALE_RULES}')
+    FAMILIES.append(family)
+    return family
 
 
 def clip_to_image(boxes: Tensor, img_shape: Tensor) -> Tensor:
@@ -128,8 +142,21 @@ def keep_large_enough(boxes: Tensor, valid: Tensor, min_bbox_size) -> Tensor:
 class HeadPostprocess:
     """The post-processing of one head family, from the neck's features to
     ``dets [B, M, 5]`` and ``labels [B, M]``; not an ``nn.Module``, so that
-    the detector's parameters keep their names in the exported graph."""
+    the detector's parameters keep their names in the exported graph.
+
+    A family names the head classes it exports (``heads``), whether its
+    boxes are clipped at each image (``clip``) and how the runner scales
+    them back to the original image (``rescale``); :meth:`handles` may
+    look closer.
+    """
     family = ''
+    heads: Tuple[type, ...] = ()
+    clip = True
+    rescale = 'multiply'
+
+    @classmethod
+    def handles(cls, detector: nn.Module) -> bool:
+        return isinstance(getattr(detector, 'bbox_head', None), cls.heads)
 
     def __init__(self, detector: nn.Module, max_per_img: Optional[int]) -> None:
         self.head = detector.bbox_head
@@ -142,7 +169,8 @@ class HeadPostprocess:
         self.num_classes = self.head.num_classes
 
     def settings(self) -> dict:
-        return dict(head=type(self.head).__name__, family=self.family, score_thr=self.score_thr,
+        return dict(head=type(self.head).__name__, family=self.family, clip=self.clip,
+                    rescale=self.rescale, score_thr=self.score_thr,
                     nms_pre=self.nms_pre, min_bbox_size=self.min_bbox_size,
                     iou_threshold=self.iou_threshold, max_per_img=self.max_per_img)
 
@@ -158,9 +186,16 @@ class HeadPostprocess:
                                  self.iou_threshold, self.max_per_img)
 
 
+@register_family
 class DensePostprocess(HeadPostprocess):
-    """RetinaHead, SSDHead, RTMDetHead: BaseDenseHead's own post-processing."""
+    """RetinaHead, SSDHead, RTMDetHead (anchor heads that predict with
+    BaseDenseHead's own post-processing)."""
     family = 'dense'
+    heads = (AnchorHead, )
+
+    @classmethod
+    def handles(cls, detector):
+        return super().handles(detector) and _base_dense_post_processing(detector.bbox_head)
     CODERS = ('DeltaXYWHBBoxCoder', 'DistancePointBBoxCoder')
 
     def __init__(self, detector, max_per_img):
@@ -183,9 +218,13 @@ class DensePostprocess(HeadPostprocess):
         return boxes, scores, labels, scores > self.score_thr
 
 
+@register_family
 class YOLOXPostprocess(HeadPostprocess):
     """YOLOXHead: objectness times the best class score, no clip."""
     family = 'yolox'
+    heads = (YOLOXHead, )
+    clip = False
+    rescale = 'divide'
 
     def candidates(self, features, img_shape):
         cls_scores, bbox_preds, objectnesses = self.head(features)
@@ -203,11 +242,14 @@ class YOLOXPostprocess(HeadPostprocess):
         return boxes, best * objectness, labels, objectness * best >= self.score_thr
 
 
+@register_family
 class YOLOV3Postprocess(HeadPostprocess):
     """YOLOV3Head.predict_by_feat: ``conf_thr`` on objectness, ``score_thr``
     and ``nms_pre`` on class scores over all levels, then class score times
     objectness; YOLO box coder, no clip."""
     family = 'yolov3'
+    heads = (YOLOV3Head, )
+    clip = False
 
     def __init__(self, detector, max_per_img):
         super().__init__(detector, max_per_img)
@@ -286,16 +328,22 @@ def roi_align(features: Tensor, boxes: Tensor, batch_indices: Tensor, layer) -> 
 ROI_ALIGN_OPSET = 16
 
 
+@register_family
 class TwoStagePostprocess(HeadPostprocess):
     """Faster R-CNN: RPN proposals (NMS per level), RoIAlign per mapped
     level, the RoI head, class-specific boxes clipped, NMS per class."""
     family = 'two_stage'
+    heads = (RPNHead, )
+
+    @classmethod
+    def handles(cls, detector):
+        return getattr(detector, 'rpn_head', None) is not None and \
+            getattr(detector, 'roi_head', None) is not None
 
     def __init__(self, detector, max_per_img):
         self.detector = detector
         self.rpn_head, roi_head = detector.rpn_head, detector.roi_head
-        if 'RPNHead' not in _class_names(self.rpn_head) or \
-                'StandardRoIHead' not in _class_names(roi_head):
+        if not isinstance(self.rpn_head, RPNHead) or not isinstance(roi_head, StandardRoIHead):
             raise ExportError(f'ONNX export of two-stage detectors supports RPNHead + '
                               f'StandardRoIHead, not {type(self.rpn_head).__name__} + '
                               f'{type(roi_head).__name__}')
@@ -381,21 +429,15 @@ class TwoStagePostprocess(HeadPostprocess):
 
 
 def head_postprocess(detector: nn.Module, max_per_img: Optional[int] = None) -> HeadPostprocess:
-    """The post-processing of ``detector``'s head family; refuses others."""
-    if getattr(detector, 'rpn_head', None) is not None and \
-            getattr(detector, 'roi_head', None) is not None:
-        return TwoStagePostprocess(detector, max_per_img)
+    """The post-processing of ``detector``'s head family (the first
+    registered family that handles it); refuses others."""
+    for family in FAMILIES:
+        if family.handles(detector):
+            return family(detector, max_per_img)
     head = getattr(detector, 'bbox_head', None)
     if head is None:
         raise ExportError(f'ONNX export supports {", ".join(SUPPORTED)}; '
                           f'{type(detector).__name__} has no bbox_head')
-    names = _class_names(head)
-    if 'YOLOXHead' in names:
-        return YOLOXPostprocess(detector, max_per_img)
-    if 'YOLOV3Head' in names:
-        return YOLOV3Postprocess(detector, max_per_img)
-    if 'AnchorHead' in names and _base_dense_post_processing(head):
-        return DensePostprocess(detector, max_per_img)
     raise ExportError(f'ONNX export supports {", ".join(SUPPORTED)} (and other anchor heads '
                       f'with BaseDenseHead\'s post-processing), not {type(head).__name__}')
 

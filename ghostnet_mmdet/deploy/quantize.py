@@ -1,17 +1,23 @@
-"""INT8 post-training quantization of an exported detector, calibrated on
-training images of the config's own dataset, written as QDQ ONNX
-(QuantizeLinear/DequantizeLinear pairs around the INT8 operations): plain
-ONNX that onnxruntime fuses into INT8 kernels and OpenVINO reads as
-FakeQuantize, so one file serves both runtimes.
+"""INT8 post-training quantization of an exported detector for one
+runtime, calibrated on training images of the config's own dataset, written
+as QDQ ONNX (QuantizeLinear/DequantizeLinear pairs around the INT8
+operations).
 
-Two engines make the file: OpenVINO's NNCF (the default: it places the
-quantizers where OpenVINO's CPU plugin fuses them, quantizes the residual
-adds and concatenations too, and corrects the biases; measured faster in
-OpenVINO than onnxruntime's placement, which there ran slower than float32)
-and onnxruntime's static quantization (convolutions only). Weights are
-int8 per output channel; the layers that usually cost accuracy can be kept
-in float32 by kind (:data:`KEEP_FP32_KINDS`); the post-processing (box
-decoding, NMS) always is.
+Each runtime fuses other quantizer patterns, and runs the other's file
+slower than float32, so the file is made for one (:data:`ENGINES`):
+
+- ``openvino``: OpenVINO's NNCF places the quantizers where OpenVINO's CPU
+  plugin fuses them (FakeQuantize before convolutions, residual adds and
+  concatenations), with bias correction;
+- ``onnxruntime``: onnxruntime's static quantization, u8 activations and s8
+  weights (the pair its x86 kernels run fastest, with VNNI in one
+  instruction), in the QDQ patterns its graph optimiser fuses into
+  ``QLinearConv``; NNCF's extra quantize-dequantize pairs around adds and
+  gates are what made its file slower than float32 in onnxruntime.
+
+Weights are int8 per output channel; the layers that usually cost accuracy
+can be kept in float32 by kind (:data:`KEEP_FP32_KINDS`); the
+post-processing (box decoding, NMS) always is.
 """
 import copy
 import json
@@ -69,10 +75,11 @@ def onnx_conv_nodes(model, module_paths: Iterable[str], prefix: str = 'detector.
 
     With ``root`` (the exported detector, or whatever ``module_paths`` are
     relative to), also the convolutions whose weights are unnamed slices of
-    these modules' weights: the GhostNet deploy form with the ghost halves
-    apart (``deploy_split_halves``) runs every convolution as pieces whose
-    weights the exporter folds into anonymous constants; they are found by
-    their values."""
+    these modules' weights: the GhostNet export form with the ghost halves
+    apart (:mod:`ghostnet_mmdet.deploy.ghostnet_form`) runs every
+    convolution as pieces whose weights the exporter folds into anonymous
+    constants; they are found by their values (give the export form as
+    ``root``: its weights are padded)."""
     paths = list(module_paths)
     wanted = {prefix + path + '.weight' for path in paths}
     found = [node.name for node in model.graph.node
@@ -153,7 +160,8 @@ class _Reader:
         return next(self.inputs, None)
 
 
-ENGINES = ('nncf', 'onnxruntime')
+# The runtime an INT8 file is made for -> who places its quantizers.
+ENGINES = {'openvino': 'nncf', 'onnxruntime': 'onnxruntime'}
 # Nodes of the exported graph outside these scopes are the post-processing.
 NETWORK_SCOPES = ('/backbone/', '/neck/', '/bbox_head/')
 
@@ -166,8 +174,8 @@ def _quantize_with_nncf(fp32, inputs, keep_fp32_nodes, calibration):
     # post-processing); its progress bars stay.
     logging.getLogger('nncf').setLevel(logging.WARNING)
     if calibration != 'minmax':
-        raise DeployError(f'the nncf engine calibrates with its own statistics (minmax and bias '
-                          f'correction), not {calibration!r}; use --engine onnxruntime for it')
+        raise DeployError(f'INT8 for openvino (NNCF) calibrates with its own statistics (minmax '
+                          f'and bias correction), not {calibration!r}')
     post_processing = [node.name for node in fp32.graph.node
                        if not node.name.startswith(NETWORK_SCOPES)]
     ignored = nncf.IgnoredScope(names=sorted(set(post_processing) | set(keep_fp32_nodes)),
@@ -194,17 +202,21 @@ def _quantize_with_onnxruntime(fp32_file, out_file, inputs, keep_fp32_nodes, cal
 
 
 def quantize_onnx(fp32_file: str, out_file: str, inputs: Sequence[Dict],
-                  keep_fp32_nodes: Sequence[str] = (), engine: str = 'nncf',
+                  keep_fp32_nodes: Sequence[str] = (), backend: str = 'openvino',
                   calibration: str = 'minmax', reduce_range: bool = False,
                   extra_metadata: Optional[dict] = None) -> dict:
-    """Quantize ``fp32_file`` (an exported detector) to INT8 QDQ with
-    ``engine``, keeping ``keep_fp32_nodes`` and the post-processing in
-    float32, calibrated on ``inputs`` (the graph's inputs, name to array);
-    write ``out_file`` with the FP32
-    file's metadata plus a ``quantization`` record. Returns that record."""
+    """Quantize ``fp32_file`` (an exported detector, in the export form for
+    ``backend``) to INT8 QDQ for the runtime ``backend``, keeping
+    ``keep_fp32_nodes`` and the post-processing in float32, calibrated on
+    ``inputs`` (the graph's inputs, name to array); write ``out_file`` with
+    the FP32 file's metadata plus a ``quantization`` record (which names
+    ``backend``: the runners refuse the file elsewhere). Returns that
+    record."""
     import onnx
-    if engine not in ENGINES:
-        raise DeployError(f'the quantization engine must be one of {ENGINES}, got {engine!r}')
+    if backend not in ENGINES:
+        raise DeployError(f'INT8 files are made for one of the runtimes {tuple(ENGINES)}, '
+                          f'not {backend!r}')
+    engine = ENGINES[backend]
     fp32 = onnx.load(fp32_file)
     # YOLOX and YOLOv3 graphs have no img_shape input (they do not clip).
     names = {graph_input.name for graph_input in fp32.graph.input}
@@ -219,7 +231,7 @@ def quantize_onnx(fp32_file: str, out_file: str, inputs: Sequence[Dict],
     convs = [node for node in quantized.graph.node if node.op_type == 'Conv']
     int8 = sum(1 for node in convs if node.input[1] in producers
                and producers[node.input[1]].op_type == 'DequantizeLinear')
-    record = dict(format='QDQ', engine=engine, weights='int8 per channel',
+    record = dict(format='QDQ', backend=backend, engine=engine, weights='int8 per channel',
                   calibration=calibration, calibration_images=len(inputs),
                   reduce_range=reduce_range, int8_convs=int8, fp32_convs=len(convs) - int8,
                   **(extra_metadata or {}))
@@ -229,3 +241,32 @@ def quantize_onnx(fp32_file: str, out_file: str, inputs: Sequence[Dict],
     quantized.metadata_props.add(key='quantization', value=json.dumps(record))
     onnx.save(quantized, out_file)
     return record
+
+
+def int8_speed_ratio(fp32_file: str, int8_file: str, backend: str, feeds: Dict,
+                     rounds: int = 10, num_threads: Optional[int] = None,
+                     pause: float = 0.05) -> float:
+    """INT8 / float32 latency of two files in ``backend`` on this processor,
+    for the graph inputs ``feeds``: the median of per-round ratios of
+    interleaved runs (each round times both files, in a random order, after
+    a pause), as the benchmarks measure."""
+    from ..utils.benchmark import interleaved, ratio_median
+    from .openvino_detector import compile_openvino
+    from .ort_detector import load_session
+    from .runtime_detector import input_names
+    calls = {}
+    for name, path in (('fp32', fp32_file), ('int8', int8_file)):
+        if backend == 'onnxruntime':
+            session, _ = load_session(path, num_threads)
+            run = session.run
+            names = input_names(session)
+            calls[name] = (lambda run=run, names=names: run(
+                None, {key: value for key, value in feeds.items() if key in names}))
+        else:
+            compiled, _ = compile_openvino(path, num_threads)
+            request = compiled.create_infer_request()
+            names = input_names(compiled)
+            calls[name] = (lambda request=request, names=names: request.infer(
+                {key: value for key, value in feeds.items() if key in names}))
+    times = interleaved(calls, rounds, warmup=2, pause=pause)
+    return ratio_median(times, 'int8', 'fp32')

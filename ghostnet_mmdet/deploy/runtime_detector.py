@@ -6,6 +6,7 @@ PyTorch detector. A runtime adds how it loads the file and runs a batch
 (:class:`~ghostnet_mmdet.deploy.OnnxRuntimeDetector`,
 :class:`~ghostnet_mmdet.deploy.OpenVINODetector`)."""
 import json
+import logging
 import os.path as osp
 from typing import Dict, List, Optional, Tuple
 
@@ -21,9 +22,13 @@ class DeployError(ValueError):
 
 
 INPUT_NAMES, OUTPUT_NAMES = ['input', 'img_shape'], ['dets', 'labels']
-# Head families that do not clip boxes (MMDetection's YOLOX and YOLOv3): the
+# Head families that do not clip boxes (MMDetection's YOLOX and YOLOv3), for
+# files whose metadata predates the family's own ``clip`` entry: the
 # exporter drops their unused img_shape input.
 UNCLIPPED_FAMILIES = ('yolox', 'yolov3')
+# The runtime an INT8 file was made for, for files that name their engine
+# alone.
+ENGINE_RUNTIMES = {'nncf': 'openvino', 'onnxruntime': 'onnxruntime'}
 
 
 def first_line(err: Exception) -> str:
@@ -53,13 +58,43 @@ def check_model_file(onnx_file: str) -> None:
 
 def check_io_names(onnx_file: str, inputs: List[str], outputs: List[str], meta: Dict) -> None:
     """Refuse a file whose inputs and outputs are not the exporter's."""
-    family = meta.get('postprocess', {}).get('family')
-    if family in UNCLIPPED_FAMILIES and inputs == INPUT_NAMES[:1]:
+    postprocess = meta.get('postprocess', {})
+    clips = postprocess.get('clip', postprocess.get('family') not in UNCLIPPED_FAMILIES)
+    if not clips and inputs == INPUT_NAMES[:1]:
         inputs = INPUT_NAMES
     if inputs != INPUT_NAMES or outputs != OUTPUT_NAMES:
         raise DeployError(f'{onnx_file} has inputs {inputs} and outputs {outputs}; '
                           f'expected {INPUT_NAMES} and {OUTPUT_NAMES} (files exported before '
                           'the img_shape input: export them again)')
+
+
+def target_runtime(meta: Dict) -> Optional[str]:
+    """The runtime a file was made for: its INT8 quantization's, else its
+    export form's (None for files that name none)."""
+    quantization = meta.get('quantization')
+    if quantization:
+        return quantization.get('backend') or ENGINE_RUNTIMES.get(quantization.get('engine'))
+    return meta.get('backend')
+
+
+def check_target_runtime(onnx_file: str, meta: Dict, backend: str) -> None:
+    """Refuse an INT8 file made for another runtime (each runtime runs the
+    other's INT8 file slower than float32: docs/en/deployment.md); warn
+    about a float32 file exported for another runtime (the same numbers, a
+    few percent slower)."""
+    target = target_runtime(meta)
+    if target is None or target == backend:
+        return
+    if meta.get('quantization'):
+        raise DeployError(
+            f'{onnx_file} is an INT8 file made for {target}; {backend} runs it slower than '
+            f'float32. Quantize for {backend} (tools/deployment/quantize.py ... --backend '
+            f'{backend}) or run it with --backend {target}')
+    from mmengine.logging import print_log
+    print_log(f'{onnx_file} was exported for {target} (its squeeze-excite gates in that '
+              f'runtime\'s form); {backend} runs it with the same results, a little slower: '
+              f'export with --backend {backend} for the fastest form', logger='current',
+              level=logging.WARNING)
 
 
 def input_names(model) -> List[str]:
@@ -119,9 +154,13 @@ class RuntimeDetector(BaseModel):
         self.onnx_file = onnx_file
         self.meta, self.input_names = self._load(onnx_file, num_threads)
         self.input_size = tuple(self.meta['input_size'])
-        # Back to the original image as the head itself does it: YOLOXHead
-        # divides by the scale factor, the other heads multiply by its inverse.
-        self.divide = self.meta.get('postprocess', {}).get('head') == 'YOLOXHead'
+        check_target_runtime(onnx_file, self.meta, self.backend)
+        # Back to the original image as the head itself does it (the rule its
+        # head family wrote into the file; files without one: YOLOXHead
+        # divides by the scale factor, the other heads multiply by its inverse).
+        postprocess = self.meta.get('postprocess', {})
+        self.divide = postprocess.get('rescale', 'divide' if postprocess.get('head') ==
+                                      'YOLOXHead' else 'multiply') == 'divide'
         self.dynamic_batch = bool(self.meta.get('dynamic_batch'))
         exported = tuple(self.meta['classes'])
         if classes is not None and exported and tuple(classes) != exported:

@@ -1,8 +1,9 @@
 """CPU latency of detectors (or their backbones alone) in every deploy form,
 in one interleaved run: PyTorch eager (the config as it is), PyTorch fused
 (deploy form: backbone switch_to_deploy, every BatchNorm folded, NHWC), and
-the fused model exported to ONNX, run by onnxruntime and by OpenVINO, in
-float32 and in INT8 (QDQ, tools/deployment/quantize.py's defaults). A
+the fused model exported to ONNX in each runtime's export form, run by
+onnxruntime and by OpenVINO, in float32 and in INT8 made for that runtime
+(QDQ, tools/deployment/quantize.py's defaults). A
 detector's timing goes from the normalised input tensor to the final
 detections (network, box decoding, NMS in the graph), batch 1; a
 backbone's to its feature maps.
@@ -28,8 +29,8 @@ on random inputs (their speed does not depend on the ranges). With trained
 fused, onnxruntime, openvino, onnxruntime-int8, openvino-int8, and runtime
 settings to compare: onnxruntime-extended / -basic (graph optimisation
 level), onnxruntime-nolayout (its NCHWc pass off), openvino-throughput
-(hint), openvino-resize (the squeeze-excite gates' Resize kept, not
-broadcast).
+(hint), openvino-resize (OpenVINO running onnxruntime's export form, whose
+squeeze-excite gates are a Resize instead of a broadcast).
 """
 import argparse
 import os.path as osp
@@ -43,6 +44,7 @@ from mmengine.hub import get_config
 from mmdet.structures import DetDataSample
 import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
 from ghostnet_mmdet.deploy import compile_openvino, export_backbone_onnx, export_onnx, load_session
+from ghostnet_mmdet.deploy.ghostnet_form import DEFAULT_CHANNEL_BLOCK, to_export_form
 from ghostnet_mmdet.deploy.layout import layout_breaks
 from ghostnet_mmdet.deploy.runtime_detector import input_names, model_feeds
 from ghostnet_mmdet.deploy.quantize import (DEFAULT_KEEP_FP32, KEEP_FP32_KINDS, conv_kinds,
@@ -71,29 +73,28 @@ SETTINGS = ('onnxruntime-extended', 'onnxruntime-basic', 'onnxruntime-nolayout',
             'openvino-throughput', 'openvino-resize')
 
 
-def build(config, checkpoint=None, deploy_form=False, channel_block=None, split_halves=None):
+def build(config, checkpoint=None, deploy_form=False):
     if config.startswith('mmdet::'):
         cfg = get_config(config)
     else:
         cfg = Config.fromfile(osp.join(REPO, config))
-    if channel_block is not None:
-        cfg.model.backbone.deploy_channel_block = channel_block
-    if split_halves is not None:
-        cfg.model.backbone.deploy_split_halves = split_halves
     return detector_to_time(cfg, checkpoint, deploy_form=deploy_form)
 
 
-def export(model, part, path, size):
-    """The fused model (or its backbone) as ONNX; returns the module whose
-    parameter paths, after a prefix, name the graph's weights."""
+def export(model, part, path, size, backend, channel_block):
+    """The fused model (or its backbone) as ONNX in ``backend``'s export
+    form; returns the module whose parameter paths, after a prefix, name the
+    graph's weights."""
     if part == 'detector':
-        export_onnx(model, path, (size, size))
-        return model, 'detector.'
-    wrapper = export_backbone_onnx(model.backbone, path, (size, size))
+        form = to_export_form(model, backend, channel_block)
+        export_onnx(form, path, (size, size), backend=None, metadata=dict(backend=backend))
+        return form, 'detector.'
+    wrapper = export_backbone_onnx(model.backbone, path, (size, size), backend=backend,
+                                   channel_block=channel_block)
     return wrapper, ''
 
 
-def int8_file(fp32_file, named, prefix, size, keep_fp32=DEFAULT_KEEP_FP32, engine='nncf'):
+def int8_file(fp32_file, named, prefix, size, backend, keep_fp32=DEFAULT_KEEP_FP32):
     import onnx
     kinds = conv_kinds(named)
     keep = onnx_conv_nodes(onnx.load(fp32_file),
@@ -103,7 +104,7 @@ def int8_file(fp32_file, named, prefix, size, keep_fp32=DEFAULT_KEEP_FP32, engin
     inputs = [model_feeds(names, torch.randn(1, 3, size, size, generator=generator).numpy())
               for _ in range(4)]
     path = fp32_file.replace('.onnx', '_int8.onnx')
-    quantize_onnx(fp32_file, path, inputs, keep, engine=engine)
+    quantize_onnx(fp32_file, path, inputs, keep, backend=backend)
     return path
 
 
@@ -116,26 +117,9 @@ def runtime_call(mode, path, threads, check_export):
                                   disabled_optimizers=disabled)
         return lambda x: session.run(None, model_feeds(input_names(session), x))
     hint = 'THROUGHPUT' if mode.endswith('throughput') else 'LATENCY'
-    compiled, _ = compile_openvino(path, threads, hint, check_export=check_export,
-                                   broadcast=not mode.endswith('resize'))
+    compiled, _ = compile_openvino(path, threads, hint, check_export=check_export)
     request = compiled.create_infer_request()
     return lambda x: request.infer(model_feeds(input_names(compiled), x))
-
-
-def _int8_source(model, part, path, size, split_halves):
-    """The float32 file that quantize.py would quantize: for GhostNet, with
-    the ghost halves concatenated (its --halves default) unless a variant
-    asks for a form."""
-    backbone = getattr(model, 'backbone', None)
-    if split_halves is not None or not hasattr(backbone, 'deploy_split_halves'):
-        return path
-    configured, backbone.deploy_split_halves = backbone.deploy_split_halves, False
-    concat_path = path.replace('.onnx', '_concat.onnx')
-    try:
-        export(model, part, concat_path, size)
-    finally:
-        backbone.deploy_split_halves = configured
-    return concat_path
 
 
 def image_input(model, image, size):
@@ -148,8 +132,7 @@ def image_input(model, image, size):
 
 
 def runners(name, config, checkpoint, part, modes, size, threads, folder, block,
-            channel_block=None, keep_fp32=DEFAULT_KEEP_FP32, engine='nncf', split_halves=None,
-            image=None):
+            channel_block=DEFAULT_CHANNEL_BLOCK, keep_fp32=DEFAULT_KEEP_FP32, image=None):
     """(name, mode) -> a function of the normalised input tensor, and the
     input tensor for this detector (``image`` through its preprocessor, or
     random)."""
@@ -160,42 +143,39 @@ def runners(name, config, checkpoint, part, modes, size, threads, folder, block,
         eager = build(config, checkpoint)
         calls[(name, 'eager')] = (lambda x: eager.predict(x, samples)) if part == 'detector' \
             else (lambda x: eager.backbone(x))
-    fast = build(config, checkpoint, deploy_form=True, channel_block=channel_block,
-                 split_halves=split_halves)
+    fast = build(config, checkpoint, deploy_form=True)
     if 'fused' in modes:
         if part == 'detector':
             calls[(name, 'fused')] = lambda x: fast.predict(x, samples)
         else:
             calls[(name, 'fused')] = lambda x: fast.backbone(x)
-    runtime_modes = [m for m in modes if m not in ('eager', 'fused')]
-    if runtime_modes:
-        path = osp.join(folder, re.sub(r'\W+', '_', f'{name}_{size}') + '.onnx')
-        named, prefix = export(fast, part, path, size)
-        breaks = layout_breaks(path, block, '/backbone/')
-        print(f'  {name}, {size}: {len(breaks)} layout breaks (block {block}) in the backbone'
-              + (f', e.g. {breaks[0]}' if breaks else ''))
-        int8 = None
-        if any('int8' in m for m in modes):
-            int8 = int8_file(_int8_source(fast, part, path, size, split_halves), named, prefix,
-                             size, keep_fp32, engine)
-        for mode in runtime_modes:
-            calls[(name, mode)] = runtime_call(mode.replace('-int8', ''),
-                                               int8 if 'int8' in mode else path, threads,
-                                               check_export=part == 'detector')
+    files = {}
+    for mode in modes:
+        if mode in ('eager', 'fused'):
+            continue
+        # Each runtime runs the file made for it; openvino-resize runs onnxruntime's.
+        backend = 'onnxruntime' if mode.startswith('onnxruntime') or mode == 'openvino-resize' \
+            else 'openvino'
+        int8 = mode.endswith('-int8')
+        if backend not in files:
+            path = osp.join(folder, re.sub(r'\W+', '_', f'{name}_{size}_{backend}') + '.onnx')
+            named, prefix = export(fast, part, path, size, backend, channel_block)
+            breaks = layout_breaks(path, block, '/backbone/')
+            print(f'  {name}, {size}, {backend} form: {len(breaks)} layout breaks (block '
+                  f'{block}) in the backbone' + (f', e.g. {breaks[0]}' if breaks else ''))
+            files[backend] = dict(fp32=path, named=named, prefix=prefix)
+        entry = files[backend]
+        if int8 and 'int8' not in entry:
+            entry['int8'] = int8_file(entry['fp32'], entry['named'], entry['prefix'], size,
+                                      backend, keep_fp32)
+        calls[(name, mode)] = runtime_call(mode.replace('-int8', ''),
+                                           entry['int8' if int8 else 'fp32'], threads,
+                                           check_export=part == 'detector')
     if image is not None:
         inputs = image_input(fast, image, size)
     else:
         inputs = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(size))
     return calls, inputs
-
-
-def _variants(args):
-    """(channel block, split halves, name tags) of each GhostNet variant asked for."""
-    blocks = [(b, [f'block {b}']) for b in args.channel_blocks] or [(None, [])]
-    splits = [(choice == 'on', ['split' if choice == 'on' else 'concat'])
-              for choice in args.split_halves] or [(None, [])]
-    return [(block, split, block_tags + split_tags)
-            for block, block_tags in blocks for split, split_tags in splits]
 
 
 def main():
@@ -213,17 +193,11 @@ def main():
     parser.add_argument('--block', type=int, default=8,
                         help='channel block for the layout-break count (8 AVX2, 16 AVX-512)')
     parser.add_argument('--channel-blocks', type=int, nargs='*', default=[],
-                        help='time the GhostNet detectors in each of these deploy forms '
-                        '(deploy_channel_block; 1: no padding) instead of the config\'s')
-    parser.add_argument('--split-halves', nargs='*', choices=['on', 'off'], default=[],
-                        help='time GhostNet backbones with their ghost halves kept apart '
-                        '(deploy_split_halves=True) and/or concatenated (False), in every mode, '
-                        'instead of the config\'s (split in ONNX export only)')
+                        help='time the GhostNet detectors in export forms padded to each of '
+                        f'these channel blocks (1: no padding) instead of {DEFAULT_CHANNEL_BLOCK}')
     parser.add_argument('--keep-fp32', nargs='*', choices=KEEP_FP32_KINDS,
                         default=list(DEFAULT_KEEP_FP32),
                         help='kinds of convolution the INT8 files keep in float32 (as quantize.py)')
-    parser.add_argument('--int8-engine', choices=['nncf', 'onnxruntime'], default='nncf',
-                        help='who makes the INT8 files (as quantize.py --engine)')
     parser.add_argument('--ratios', nargs='*', default=[], metavar='A/B',
                         help='per-round ratio medians to print, e.g. '
                         '"GhostNet-1.0x/MobileNetV2" or "openvino-int8/openvino"')
@@ -254,15 +228,14 @@ def main():
             functions, inputs = {}, {}
             for name, config in detectors.items():
                 checkpoint = next((p for key, p in checkpoints.items() if key in name), None)
-                variants = [(name, None, None)]
-                if 'GhostNet' in name and (args.channel_blocks or args.split_halves):
-                    variants = [(name + ''.join(f' [{tag}]' for tag in tags), block, split)
-                                for block, split, tags in _variants(args)]
-                for variant, channel_block, split in variants:
+                variants = [(name, DEFAULT_CHANNEL_BLOCK)]
+                if 'GhostNet' in name and args.channel_blocks:
+                    variants = [(f'{name} [block {block}]', block)
+                                for block in args.channel_blocks]
+                for variant, channel_block in variants:
                     calls, inputs[variant] = runners(
                         variant, config, checkpoint, args.part, args.modes, size, args.threads,
-                        folder, args.block, channel_block, args.keep_fp32, args.int8_engine,
-                        split, image)
+                        folder, args.block, channel_block, args.keep_fp32, image)
                     functions.update(calls)
             # Each mode's form of the input, made once, outside the timed calls.
             forms = {name: dict(eager=x, fused=x.contiguous(memory_format=torch.channels_last),

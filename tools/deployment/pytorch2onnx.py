@@ -7,7 +7,13 @@
         --out retinanet_shapes.onnx --fuse --verify data/shapes/val/000000.jpg
 
 Every detector config of the plugin exports: RetinaNet, SSDLite, RTMDet,
-YOLOX, YOLOv3 and Faster R-CNN (README: the export support matrix).
+YOLOX, YOLOv3 and Faster R-CNN (docs/en/deployment.md: the support matrix).
+
+With ``--fuse`` the file is the deploy form made for one runtime
+(``--backend``, default onnxruntime): a GhostNet backbone with its ghost
+halves apart, its channels padded to ``--channel-block``, and its
+squeeze-excite gates in the form that runtime fuses. The other runtime runs
+it too, with the same detections, a little slower.
 
 The graph takes the normalised, padded image tensor that the config's test
 pipeline and data preprocessor make (input ``input``, N x 3 x H x W) and each
@@ -29,6 +35,7 @@ from ghostnet_mmdet.apis.cli import (add_trust_argument, load_detector_to_export
                                      reports_user_errors)
 from ghostnet_mmdet.deploy import (BACKENDS, default_input_size, export_onnx, match_detections,
                                    prepare_for_export)
+from ghostnet_mmdet.deploy.ghostnet_form import DEFAULT_CHANNEL_BLOCK
 
 
 def parse_args(argv=None):
@@ -45,6 +52,12 @@ def parse_args(argv=None):
     parser.add_argument('--fuse', action='store_true',
                         help='the backbone in deploy form (switch_to_deploy) and every other '
                         'BatchNorm folded into its convolution')
+    parser.add_argument('--backend', choices=list(BACKENDS), default='onnxruntime',
+                        help='the runtime the deploy form is made for (default onnxruntime)')
+    parser.add_argument('--channel-block', type=int, default=DEFAULT_CHANNEL_BLOCK,
+                        help='pad GhostNet\'s ghost halves to a multiple of this many channels '
+                        f'(default {DEFAULT_CHANNEL_BLOCK}: the AVX2 block; 16: AVX-512\'s; '
+                        '1: no padding)')
     parser.add_argument('--opset', type=int, default=17, help='ONNX opset (default 17, >= 11)')
     parser.add_argument('--max-per-img', type=int,
                         help="detections per image (default: the config's test_cfg.max_per_img, "
@@ -83,8 +96,9 @@ def main(argv=None):
     info = export_onnx(model, args.out, input_size, batch_size=args.batch,
                        dynamic_batch=args.dynamic_batch, opset=args.opset,
                        max_per_img=args.max_per_img, classes=classes,
-                       metadata=dict(config=osp.basename(args.config), fused=args.fuse))
-    print(f'wrote {args.out}: input 1x3x{input_size[0]}x{input_size[1]}'
+                       metadata=dict(config=osp.basename(args.config), fused=args.fuse),
+                       backend=args.backend, channel_block=args.channel_block)
+    print(f'wrote {args.out} (for {args.backend}): input 1x3x{input_size[0]}x{input_size[1]}'
           f'{" (dynamic batch)" if args.dynamic_batch else ""}, outputs dets and labels, '
           f'{len(info["classes"])} classes, post-processing {info["postprocess"]}; '
           'onnx.checker passed')

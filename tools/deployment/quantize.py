@@ -1,21 +1,24 @@
-"""INT8 post-training quantization of a trained detector: export it in its
-deploy form (as pytorch2onnx.py --fuse), calibrate on training images of the
-config's own dataset, write an INT8 QDQ ONNX file that onnxruntime and
-OpenVINO both run.
+"""INT8 post-training quantization of a trained detector for one runtime:
+export it in that runtime's deploy form (as pytorch2onnx.py --fuse
+--backend), calibrate on training images of the config's own dataset, write
+an INT8 QDQ ONNX file with the quantizer patterns that runtime fuses.
 
-    python tools/deployment/quantize.py CONFIG CHECKPOINT --calib-images 300 --out model_int8.onnx
-    python tools/test.py CONFIG model_int8.onnx --backend openvino
+    python tools/deployment/quantize.py CONFIG CHECKPOINT --backend openvino \\
+        --calib-images 300 --out model_int8_openvino.onnx
+    python tools/test.py CONFIG model_int8_openvino.onnx --backend openvino
 
-``--halves`` chooses the float32 GhostNet graph that is quantized: the
-ghost halves kept apart (``split``, as pytorch2onnx.py exports it: a dense
-convolution after them is two convolutions summed) or concatenated
-(``concat``).
+Each runtime runs the other's INT8 file slower than float32, so the file
+names its runtime and the other refuses it. The new file is timed against
+float32 in its runtime on this processor and not written if it is slower
+(``--max-ratio``, ``--no-speed-check``): INT8 does not pay everywhere
+(docs/en/benchmarks.md).
 
 INT8 speed depends on the processor: with AVX-512 VNNI (or AVX-VNNI) an
 INT8 multiply-add is one instruction; on AVX2 alone it takes three, and the
 gain over float32 is smaller (``lscpu | grep -o 'avx512_vnni\\|avx_vnni'``).
 """
 import argparse
+import os
 import os.path as osp
 import sys
 import tempfile
@@ -25,10 +28,10 @@ import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
 from ghostnet_mmdet.apis.cli import (add_trust_argument, load_detector_to_export,
                                      reports_user_errors)
 from ghostnet_mmdet.deploy import default_input_size, export_onnx, prepare_for_export
+from ghostnet_mmdet.deploy.ghostnet_form import to_export_form
 from ghostnet_mmdet.deploy.quantize import (DEFAULT_KEEP_FP32, ENGINES, KEEP_FP32_KINDS,
-                                            calibration_inputs, conv_kinds, onnx_conv_nodes,
-                                            quantize_onnx)
-
+                                            calibration_inputs, conv_kinds, int8_speed_ratio,
+                                            onnx_conv_nodes, quantize_onnx)
 
 
 def parse_args(argv=None):
@@ -42,12 +45,13 @@ def parse_args(argv=None):
                         default=list(DEFAULT_KEEP_FP32),
                         help='kinds of convolution kept in float32 (default: '
                         f'{" ".join(DEFAULT_KEEP_FP32)})')
-    parser.add_argument('--engine', choices=list(ENGINES), default='nncf',
-                        help="who places the quantizers: OpenVINO's NNCF (default; fastest in "
-                        "OpenVINO) or onnxruntime's static quantization (convolutions only)")
+    parser.add_argument('--backend', required=True, choices=list(ENGINES),
+                        help="the runtime the INT8 file is made for: openvino (quantizers "
+                        "placed by OpenVINO's NNCF) or onnxruntime (its own static "
+                        'quantization); the other runtime refuses the file')
     parser.add_argument('--calibration', choices=['minmax', 'percentile', 'entropy'],
                         default='minmax', help='how activation ranges are set (default minmax; '
-                        'percentile and entropy with --engine onnxruntime)')
+                        'percentile and entropy with --backend onnxruntime)')
     parser.add_argument('--reduce-range', action='store_true',
                         help='7-bit weights: avoids int16 saturation of the AVX2 (non-VNNI) '
                         'INT8 kernels of onnxruntime, at some accuracy')
@@ -55,9 +59,12 @@ def parse_args(argv=None):
                         help="input size (default: the test pipeline's, as pytorch2onnx.py)")
     parser.add_argument('--fp32-out', help='also keep the float32 deploy-form file here')
     parser.add_argument('--seed', type=int, default=0, help='seed of the calibration draw')
-    parser.add_argument('--halves', choices=['split', 'concat'], default='concat',
-                        help="GhostNet's ghost halves in the graph to quantize: apart (as "
-                        'pytorch2onnx.py exports them) or concatenated (default)')
+    parser.add_argument('--max-ratio', type=float, default=1.0,
+                        help='the INT8 file is timed against float32 in its runtime on this '
+                        'processor and refused (not written) if it takes more than this '
+                        'fraction of float32\'s time (default 1.0: never slower)')
+    parser.add_argument('--no-speed-check', action='store_true',
+                        help='write the INT8 file without timing it against float32')
     add_trust_argument(parser, 'the checkpoint')
     return parser.parse_args(argv)
 
@@ -73,28 +80,44 @@ def main(argv=None):
     cfg, classes = model.cfg, model.dataset_meta['classes']
     input_size = tuple(args.shape) if args.shape else default_input_size(cfg)
     prepare_for_export(model, fuse=True)
-    if hasattr(getattr(model, 'backbone', None), 'deploy_split_halves'):
-        model.backbone.deploy_split_halves = args.halves == 'split'
-    kinds = conv_kinds(model)
+    form = to_export_form(model, args.backend)
+    kinds = conv_kinds(form)
     with tempfile.TemporaryDirectory() as folder:
         fp32_file = args.fp32_out or osp.join(folder, 'fp32.onnx')
-        export_onnx(model, fp32_file, input_size, classes=classes,
-                    metadata=dict(config=osp.basename(args.config), fused=True))
+        export_onnx(form, fp32_file, input_size, classes=classes, backend=None,
+                    metadata=dict(config=osp.basename(args.config), fused=True,
+                                  backend=args.backend))
         import onnx
         keep = onnx_conv_nodes(onnx.load(fp32_file),
                                [path for kind in args.keep_fp32 for path in kinds[kind]],
-                               root=model)
+                               root=form)
         started = time.perf_counter()
         print(f'calibrating on {args.calib_images} training images of the config '
               f'({input_size[0]}x{input_size[1]}) ...', flush=True)
         inputs = calibration_inputs(cfg, args.calib_images, input_size, seed=args.seed)
-        record = quantize_onnx(fp32_file, args.out, inputs, keep, engine=args.engine,
+        record = quantize_onnx(fp32_file, args.out, inputs, keep, backend=args.backend,
                                calibration=args.calibration, reduce_range=args.reduce_range,
                                extra_metadata=dict(keep_fp32=list(args.keep_fp32)))
-    print(f'wrote {args.out} ({args.engine}): {record["int8_convs"]} convolutions in INT8, '
+        ratio = None
+        if not args.no_speed_check:
+            print('timing INT8 against float32 in '
+                  f'{args.backend} on this processor ...', flush=True)
+            ratio = int8_speed_ratio(fp32_file, args.out, args.backend, inputs[0])
+    if ratio is not None and ratio > args.max_ratio:
+        os.remove(args.out)
+        other = 'openvino' if args.backend == 'onnxruntime' else 'onnxruntime'
+        print(f'error: the INT8 file takes {ratio:.2f}x the time of float32 in {args.backend} on '
+              f'this processor (more than --max-ratio {args.max_ratio:g}), so it was not written: '
+              f'INT8 does not pay for this detector in {args.backend} here. Deploy the float32 '
+              f'file (pytorch2onnx.py --fuse --backend {args.backend}), or INT8 for the other '
+              f'runtime (--backend {other}); --no-speed-check writes it anyway', file=sys.stderr)
+        return 2
+    speed = '' if ratio is None else f'; {ratio:.2f}x the time of float32 in {args.backend} here'
+    print(f'wrote {args.out} (for {args.backend}, quantized by {record["engine"]}): '
+          f'{record["int8_convs"]} convolutions in INT8, '
           f'{record["fp32_convs"]} kept in float32 ({", ".join(args.keep_fp32) or "none"}), '
           f'{record["calibration"]} calibration on {record["calibration_images"]} images, '
-          f'{time.perf_counter() - started:.0f} s')
+          f'{time.perf_counter() - started:.0f} s{speed}')
     return 0
 
 

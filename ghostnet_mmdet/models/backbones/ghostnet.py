@@ -14,7 +14,7 @@ re-parameterisable branches.
 """
 import math
 import numbers
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -28,7 +28,7 @@ from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 
 from mmdet.models.utils import make_divisible
 
-from ..layers.ghost_blocks import ChannelLayout, GhostBottleneck, conv_pieces, pad_conv
+from ..layers.ghost_blocks import GhostBottleneck
 
 # One row per Ghost bottleneck: kernel, expansion (mid) channels, output
 # channels, squeeze-excite ratio, stride. Grouped into the nine stages of the
@@ -58,8 +58,6 @@ CHANNEL_DIVISOR = 4
 # blocks of the network from 0), as the reference code does.
 FIRST_ATTENTION_BLOCK = 2
 VERSIONS = ('v1', 'v2', 'v3')
-# Channel multiple of the padded deploy form (see deploy_channel_block).
-DEFAULT_CHANNEL_BLOCK = 8
 
 
 class BlockPlan(NamedTuple):
@@ -230,28 +228,9 @@ class GhostNet(BaseModule):
             2-core CPU (oneDNN): a training step of RetinaNet-GhostNet at
             256x256, batch 8, about 5% faster. Defaults to False.
         deploy (bool): Build the inference form directly: every
-            convolution with a bias and no norm layer, channels padded
-            with ``deploy_channel_block``, as :meth:`switch_to_deploy`
-            leaves it, so that its checkpoints load. Inference only.
-            Defaults to False.
-        deploy_channel_block (int): In the deploy form, pad the halves of
-            every ghost module (and the squeeze-excite hidden layers) with
-            zero channels to a multiple of this, so that CPU runtimes keep
-            the backbone in their blocked channel layout (8 channels on
-            AVX2, 16 on AVX-512) instead of reordering around every
-            concatenation; the outputs stay the same numbers. 1 pads
-            nothing. Defaults to 8.
-        deploy_split_halves (bool, optional): In the deploy form, keep the
-            two halves of every ghost module's output as separate tensors
-            instead of concatenating them: per-channel operations run on
-            each half, every dense convolution after them becomes two
-            summed convolutions (one per half), and only the outputs are
-            joined. The same numbers up to float rounding, and no Concat
-            inside the exported backbone (CPU runtimes copy a ghost
-            module's whole output at each one). None (default): split in
-            ONNX export only, where the runtimes gain from it, not in
-            PyTorch, where the extra operators cost more than the copies;
-            True or False: always or never.
+            convolution with a bias and no norm layer, V3's branches
+            merged, as :meth:`switch_to_deploy` leaves it, so that its
+            checkpoints load. Inference only. Defaults to False.
         init_cfg (dict or list[dict], optional): Initialization config. With
             ``dict(type='Pretrained', checkpoint=PATH[, prefix=...])`` the
             checkpoint may be in this layout or in the official/timm layout,
@@ -274,8 +253,6 @@ class GhostNet(BaseModule):
                  with_cp: bool = False,
                  channels_last: bool = False,
                  deploy: bool = False,
-                 deploy_channel_block: int = DEFAULT_CHANNEL_BLOCK,
-                 deploy_split_halves: Optional[bool] = None,
                  init_cfg: OptMultiConfig = None) -> None:
         if init_cfg is None:
             init_cfg = [
@@ -301,13 +278,6 @@ class GhostNet(BaseModule):
         if not isinstance(channels_last, bool):
             raise TypeError(f'channels_last must be True or False, but got {channels_last!r}')
         self.channels_last = channels_last
-        self.deploy_channel_block = _check_channel_block(deploy_channel_block)
-        if deploy_split_halves is not None and not isinstance(deploy_split_halves, bool):
-            raise TypeError('deploy_split_halves must be None (in ONNX export only), True or '
-                            f'False, but got {deploy_split_halves!r}')
-        self.deploy_split_halves = deploy_split_halves
-        # Layouts of the outputs in the padded deploy form (None: natural).
-        self._output_layouts = None
         self.plan = ghostnet_plan(widen_factor, self.version)
         self.stage_channels = self.plan.output_channels()
         self.out_channels = [self.stage_channels[i] for i in self.out_indices]
@@ -338,8 +308,6 @@ class GhostNet(BaseModule):
                                      self.plan.final_channels, 1, **common))
         self.blocks = nn.ModuleList(blocks)
         self._freeze_stages()
-        if self.deploy:
-            self._pad_channels(self.deploy_channel_block)
 
     @staticmethod
     def get_out_channels(widen_factor: float = 1.0,
@@ -362,22 +330,18 @@ class GhostNet(BaseModule):
                 for param in module.parameters():
                     param.requires_grad = False
 
-    def switch_to_deploy(self, channel_block: Optional[int] = None) -> None:
-        """Turn the network into its inference form, in place: every
-        BatchNorm folded into the convolution before it (mmcv's
-        ``fuse_conv_bn``: the stem, both convolutions of every ghost module,
-        the stride-2 depthwise convolutions, the shortcuts, the final conv),
-        V3's branches merged, and every ghost module's halves padded with
-        zero channels to a multiple of ``channel_block`` (default
-        ``deploy_channel_block``; 1 pads nothing), so that exported graphs
-        keep the runtimes' blocked layouts. The outputs stay the same
-        within float rounding; the state dict is then that of
-        ``deploy=True`` (with the same block). Afterwards the network
-        cannot train. MMDeploy calls this method by its name."""
+    def switch_to_deploy(self) -> None:
+        """Turn the network into its inference form, in place: V3's branches
+        merged and every BatchNorm folded into the convolution before it
+        (mmcv's ``fuse_conv_bn``: the stem, both convolutions of every ghost
+        module, the stride-2 depthwise convolutions, the shortcuts, the final
+        conv). The outputs stay the same within float rounding; the state
+        dict is then that of ``deploy=True``. Afterwards the network cannot
+        train. MMDeploy calls this method by its name; the forms that
+        runtimes run fastest are made from the deployed network by
+        :mod:`ghostnet_mmdet.deploy`."""
         if self.deploy:
             return
-        if channel_block is not None:
-            self.deploy_channel_block = _check_channel_block(channel_block)
         others = sorted({type(m).__name__ for m in self.modules()
                          if isinstance(m, (nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d))})
         if others:
@@ -387,32 +351,11 @@ class GhostNet(BaseModule):
             if module is not self and hasattr(module, 'switch_to_deploy'):
                 module.switch_to_deploy()
         fuse_conv_bn(self)
-        self._pad_channels(self.deploy_channel_block)
         for param in self.parameters():
             param.detach_()
             param.requires_grad_(False)
         self.deploy = True
         self.eval()
-
-    def _pad_channels(self, block: int) -> None:
-        """The padded deploy form (see ``deploy_channel_block``): every
-        feature map between blocks in the layout of a ghost module's output,
-        the stem's included (the first block adds it to its own output),
-        and the outputs cut back to their natural channels."""
-        if block == 1:
-            return
-        layout = ChannelLayout.ghost(self.plan.stem_channels, block)
-        pad_conv(self.stem, ChannelLayout.plain(self.in_channels), layout)
-        layouts = []
-        for stage in self.blocks[:len(GHOSTNET_ARCH)]:
-            for block_module in stage:
-                layout = block_module.pad_channels(layout, block)
-            layouts.append(layout)
-        if len(self.blocks) > len(GHOSTNET_ARCH):
-            layout = ChannelLayout.plain(self.plan.final_channels, block)
-            pad_conv(self.blocks[-1], layouts[-1], layout)
-            layouts.append(layout)
-        self._output_layouts = layouts
 
     def train(self, mode: bool = True) -> 'GhostNet':
         """Switch mode, keeping frozen stages and (with ``norm_eval``) all
@@ -439,19 +382,9 @@ class GhostNet(BaseModule):
             if not checkpoint:
                 raise ValueError("init_cfg=dict(type='Pretrained') needs a "
                                  f"'checkpoint' path, but got {init_cfg!r}")
-            from ...utils.safe_load import CheckpointMismatchError
-            try:
-                load_ghostnet_checkpoint(
-                    self, checkpoint, prefix=init_cfg.get('prefix'),
-                    map_location=init_cfg.get('map_location', 'cpu'))
-            except CheckpointMismatchError as err:
-                if not (self.deploy and self.deploy_channel_block > 1):
-                    raise
-                raise CheckpointMismatchError(
-                    f'{err} (deploy=True builds the padded deploy form of '
-                    f'deploy_channel_block={self.deploy_channel_block}: a deploy-form checkpoint '
-                    'without padding, such as timm\'s re-parameterised GhostNetV3 weights, loads '
-                    'with deploy_channel_block=1)') from None
+            load_ghostnet_checkpoint(
+                self, checkpoint, prefix=init_cfg.get('prefix'),
+                map_location=init_cfg.get('map_location', 'cpu'))
             print_log(f'GhostNet: loaded pretrained weights from {checkpoint}',
                       logger='current')
             self._is_init = True
@@ -471,38 +404,12 @@ class GhostNet(BaseModule):
                 f'{tuple(x.shape)} with {x.shape[1]} channels')
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        if self.deploy and (self.deploy_split_halves or (
-                self.deploy_split_halves is None and torch.onnx.is_in_onnx_export())):
-            return self._forward_split_halves(x)
         x = self.stem(x)
         outs = []
         for index, block in enumerate(self.blocks):
             x = block(x)
             if index in self.out_indices:
-                outs.append(self._natural_output(index, x))
-        return tuple(outs)
-
-    def _natural_output(self, index: int, x: torch.Tensor) -> torch.Tensor:
-        """Output ``index`` with its natural channels (the padded deploy
-        form cuts its padding off)."""
-        return x if self._output_layouts is None else self._output_layouts[index].to_natural(x)
-
-    def _forward_split_halves(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """Deploy form with every ghost module's halves kept apart (see
-        ``deploy_split_halves``): the stem's output in two pieces, as the
-        first block's identity shortcut adds it to a ghost module's; the
-        final conv joins them by its two summed convolutions."""
-        pieces = conv_pieces(self.stem, (x, ), num_out=2)
-        outs = []
-        for index, block in enumerate(self.blocks):
-            if index < len(GHOSTNET_ARCH):
-                for block_module in block:
-                    pieces = block_module.forward_pieces(pieces)
-            else:
-                pieces = conv_pieces(block, pieces)
-            if index in self.out_indices:
-                outs.append(self._natural_output(
-                    index, pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1)))
+                outs.append(x)
         return tuple(outs)
 
 
@@ -541,13 +448,6 @@ class GhostNetV3(GhostNet):
     """
     version = 'v3'
     num_branches = 3
-
-
-def _check_channel_block(block) -> int:
-    if isinstance(block, bool) or not isinstance(block, int) or block < 1:
-        raise ValueError('deploy_channel_block must be a positive int (1: no padding, 8: '
-                         f'AVX2 blocks, 16: AVX-512 blocks), but got {block!r}')
-    return block
 
 
 def _check_group_norm(norm_cfg: OptConfigType, channel_counts: List[int]) -> None:

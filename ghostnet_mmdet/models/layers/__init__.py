@@ -1,5 +1,4 @@
-from .ghost_blocks import (ChannelLayout, DFCAttention, GhostBottleneck, GhostModule,
-                           RepConvModule, SqueezeExcite, pad_conv)
+from .ghost_blocks import (DFCAttention, GhostBottleneck, GhostModule, RepConvModule,
+                           SqueezeExcite)
 
-__all__ = ['ChannelLayout', 'DFCAttention', 'GhostBottleneck', 'GhostModule', 'RepConvModule',
-           'SqueezeExcite', 'pad_conv']
+__all__ = ['DFCAttention', 'GhostBottleneck', 'GhostModule', 'RepConvModule', 'SqueezeExcite']
