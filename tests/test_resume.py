@@ -18,7 +18,7 @@ from ghostnet_mmdet.utils.safe_load import safe_torch_load
 
 from .detection_utils import REPO, run_tool, write_tiny_config
 
-ITERS, KILL_AFTER = 8, 4
+ITERS, KILL_AFTER = 6, 4
 EXTRA = f'''
 randomness = dict(seed=0, deterministic=True)
 train_cfg = dict(max_iters={ITERS}, val_interval={ITERS})
@@ -94,8 +94,11 @@ def test_logged_losses_equal_the_uninterrupted_run(runs):
     assert actual == expected
 
 
-def test_half_written_checkpoint_is_never_taken(runs, tmp_path):
-    folder, config, full, _, _ = runs
+def test_half_written_checkpoint_is_never_taken(runs, tmp_path, capsys):
+    """What --resume takes (tools/train.py resumes from find_resumable_checkpoint,
+    end to end in the kill test above): a checkpoint left truncated by a kill
+    while writing it is skipped, with a warning that says why."""
+    _, _, full, _, _ = runs
     work_dir = tmp_path / 'work'
     work_dir.mkdir()
     for step in (2, 4):
@@ -104,13 +107,11 @@ def test_half_written_checkpoint_is_never_taken(runs, tmp_path):
     data = (full / 'iter_6.pth').read_bytes()
     (work_dir / 'iter_6.pth').write_bytes(data[:len(data) // 2])
     (work_dir / 'last_checkpoint').write_text(str(work_dir / 'iter_6.pth'))
+    capsys.readouterr()
     assert find_resumable_checkpoint(str(work_dir)) == str(work_dir / 'iter_4.pth')
-    result = run_tool(REPO / 'tools' / 'train.py', config, '--work-dir', work_dir, '--resume',
-                      cwd=folder)
-    log = result.stdout + result.stderr
+    captured = capsys.readouterr()
+    log = captured.out + captured.err
     assert f'skipping {work_dir}/iter_6.pth' in log and 'truncated' in log
-    assert torch.equal(weights(work_dir / f'iter_{ITERS}.pth')['backbone.stem.conv.weight'],
-                       weights(full / f'iter_{ITERS}.pth')['backbone.stem.conv.weight'])
 
 
 def test_pointer_to_a_removed_checkpoint(tmp_path):

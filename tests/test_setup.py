@@ -7,11 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.runner import Runner
 
-from ghostnet_mmdet.datasets import generate_shapes_dataset
 
-from .detection_utils import point_config_at_tiny_coco
 
 
 
@@ -91,49 +88,3 @@ def test_plain_torch_load_rejects_mmengine_checkpoints(tmp_path):
     from mmengine.runner.checkpoint import CheckpointLoader
     loaded = CheckpointLoader.load_checkpoint(str(path), map_location='cpu')
     assert loaded['message_hub']['log_scalars']['loss'].mean() == 1.5
-
-
-@pytest.fixture(scope='module')
-def trained_run(tmp_path_factory):
-    """Train RetinaNet-GhostNet for one short epoch and keep its checkpoint."""
-    tmp = tmp_path_factory.mktemp('run')
-    data_root = str(tmp / 'data')
-    generate_shapes_dataset(data_root, dict(train=4, val=4), image_size=64, verbose=False)
-    cfg = Config.fromfile(str(write_user_config(tmp)))
-    cfg = point_config_at_tiny_coco(cfg, data_root, str(tmp / 'work'), max_epochs=1)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    checkpoint = tmp / 'work' / 'epoch_1.pth'
-    assert checkpoint.exists()
-    return cfg, checkpoint, tmp
-
-
-def test_resume_from_a_real_checkpoint(trained_run):
-    cfg, checkpoint, tmp = trained_run
-    cfg = cfg.copy()
-    cfg.work_dir = str(tmp / 'resumed')
-    cfg.train_cfg.max_epochs = 2
-    cfg.train_cfg.val_interval = 2
-    cfg.resume = True
-    cfg.load_from = str(checkpoint)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    # Resumed after epoch 1 (2 iterations of batch 2), then trained epoch 2.
-    assert runner.epoch == 2
-    assert runner.iter == 4
-    assert len(runner.message_hub.get_scalar('train/loss').data[0]) == 4
-    assert (tmp / 'resumed' / 'epoch_2.pth').exists()
-    assert not (tmp / 'resumed' / 'epoch_1.pth').exists()
-
-
-def test_load_from_and_test_a_real_checkpoint(trained_run):
-    cfg, checkpoint, tmp = trained_run
-    cfg = cfg.copy()
-    cfg.work_dir = str(tmp / 'tested')
-    cfg.load_from = str(checkpoint)
-    runner = Runner.from_cfg(cfg)
-    metrics = runner.test()
-    assert 'coco/bbox_mAP' in metrics and 0.0 <= metrics['coco/bbox_mAP'] <= 1.0
-    state = torch.load(checkpoint, weights_only=False)['state_dict']
-    assert torch.equal(runner.model.state_dict()['backbone.stem.conv.weight'],
-                       state['backbone.stem.conv.weight'])
