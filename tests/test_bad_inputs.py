@@ -17,7 +17,7 @@ from ghostnet_mmdet.datasets import SHAPE_CLASSES, generate_shapes_dataset
 from ghostnet_mmdet.utils.dataset_check import (DatasetError, DatasetNotFoundError,
                                                 check_coco_dataset)
 
-from .detection_utils import REPO, SHAPES_CONFIG, run_tool
+from .detection_utils import REPO, SHAPES_CONFIG, run_tool_in_process
 
 CONFIGS = REPO / 'configs' / 'ghostnet'
 YOLOV3_CONFIG = CONFIGS / 'yolov3_ghostnet-1.0x_8xb24-ms-416-300e_coco.py'
@@ -92,18 +92,18 @@ def test_amp_and_sync_bn_without_a_gpu():
         check_machine(cfg)
 
 
-def test_train_tool_reports_config_errors_before_reading_data(tmp_path):
-    result = run_tool(REPO / 'tools' / 'train.py', SHAPES_CONFIG, '--work-dir', tmp_path / 'w',
-                      '--cfg-options', 'model.backbone.widen_factor=1.3',
-                      f'train_dataloader.dataset.data_root={tmp_path}/data/',
-                      cwd=tmp_path, expect_success=False)
-    assert result.returncode == 2
-    assert 'error: model.neck.in_channels=[40, 112, 160] does not fit' in result.stderr
-    assert 'Traceback' not in result.stderr
+def test_train_tool_reports_config_errors_before_reading_data(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status, _, err = run_tool_in_process(
+        REPO / 'tools' / 'train.py', SHAPES_CONFIG, '--work-dir', tmp_path / 'w', '--cfg-options',
+        'model.backbone.widen_factor=1.3', f'train_dataloader.dataset.data_root={tmp_path}/data/',
+        capsys=capsys)
+    assert status == 2
+    assert 'error: model.neck.in_channels=[40, 112, 160] does not fit' in err
     assert not (tmp_path / 'data').exists()  # no data was made or read
-    amp = run_tool(REPO / 'tools' / 'train.py', SHAPES_CONFIG, '--amp', '--work-dir',
-                   tmp_path / 'w', cwd=tmp_path, expect_success=False)
-    assert amp.returncode == 2 and 'error: --amp needs a CUDA GPU' in amp.stderr
+    status, _, err = run_tool_in_process(REPO / 'tools' / 'train.py', SHAPES_CONFIG, '--amp',
+                                         '--work-dir', tmp_path / 'w', capsys=capsys)
+    assert status == 2 and 'error: --amp needs a CUDA GPU' in err
 
 
 # --- datasets: refused clearly, or read correctly and counted --------------
@@ -227,7 +227,7 @@ def test_malformed_boxes_are_refused(copy_of):
         check(copy_of)
 
 
-def test_train_tool_reports_dataset_errors(copy_of, tmp_path):
+def test_train_tool_reports_dataset_errors(copy_of, tmp_path, capsys, monkeypatch):
     content = annotations(copy_of)
     content['categories'][0]['name'] = 'ellipse'
     write_annotations(copy_of, content)
@@ -241,8 +241,8 @@ val_cfg = None
 val_dataloader = None
 val_evaluator = None
 """)
-    result = run_tool(REPO / 'tools' / 'train.py', config, '--work-dir', tmp_path / 'w',
-                      cwd=tmp_path, expect_success=False)
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert "error: the config's classes circle are not categories of" in result.stderr
-    assert 'Traceback' not in result.stderr
+    monkeypatch.chdir(tmp_path)
+    status, _, err = run_tool_in_process(REPO / 'tools' / 'train.py', config, '--work-dir',
+                                         tmp_path / 'w', capsys=capsys)
+    assert status == 2, err[-2000:]
+    assert "error: the config's classes circle are not categories of" in err

@@ -7,11 +7,8 @@ import re
 import onnx
 import pytest
 import torch
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
 from torchvision.ops import box_iou
 
-from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from ghostnet_mmdet.deploy import (BACKENDS, DeployError, ExportError, export_onnx,
                                    lost_detections, match_detections, prepare_for_export)

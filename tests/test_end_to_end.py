@@ -4,14 +4,13 @@ reload the checkpoint with tools/test.py (--show-dir), and draw a demo
 picture with tools/demo.py."""
 import glob
 import json
-import subprocess
-import sys
 
 import cv2
 
 from ghostnet_mmdet.utils.safe_load import safe_torch_load
 
-from .detection_utils import METRIC_KEYS, REPO, SHAPES_CONFIG, read_metrics, run_tool
+from .detection_utils import (METRIC_KEYS, REPO, SHAPES_CONFIG, read_metrics, run_tool,
+                              run_tool_in_process)
 
 
 def test_data_was_generated_as_coco(trained):
@@ -68,9 +67,8 @@ def test_demo_draws_a_picture(trained):
     assert (cv2.absdiff(picture, original) > 40).mean() > 0.001
 
 
-def test_demo_with_missing_input_fails_clearly(tmp_path):
-    result = subprocess.run([sys.executable, str(REPO / 'tools' / 'demo.py'), str(tmp_path / 'nope.jpg'),
-                             str(SHAPES_CONFIG), str(tmp_path / 'x.pth')],
-                            capture_output=True, text=True)
-    assert result.returncode == 2
-    assert f'input not found: {tmp_path}/nope.jpg' in result.stderr
+def test_demo_with_missing_input_fails_clearly(tmp_path, capsys):
+    status, _, err = run_tool_in_process(REPO / 'tools' / 'demo.py', tmp_path / 'nope.jpg',
+                                         SHAPES_CONFIG, tmp_path / 'x.pth', capsys=capsys)
+    assert status == 2
+    assert f'input not found: {tmp_path}/nope.jpg' in err
