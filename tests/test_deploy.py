@@ -272,9 +272,9 @@ def confident_detector(tmp_path_factory):
 # INT8 keeps a float32 detection if a detection of its label overlaps it by
 # IoU >= 0.5 with a score within SCORE_ATOL; checked for every float32
 # detection scoring at least SCORE_THR. (Measured on a 2-core AMD EPYC with
-# AVX-512 + VNNI: kept boxes overlap by IoU 0.97 and more, scores move by
-# 0.04 at most; up to about 0.11 was seen for a score near 0.5, on the
-# sigmoid's steepest part, in a miniature trained from another seed.)
+# AVX-512 + VNNI: every detection kept, scores moved by 0.04 at most; up
+# to about 0.11 was seen for a score near 0.5, on the sigmoid's steepest
+# part, in a miniature trained from another seed.)
 SCORE_THR, SCORE_ATOL = 0.5, 0.15
 
 

@@ -211,7 +211,10 @@ def test_forward_compiles_as_one_graph(version):
     """torch.compile takes the whole forward without graph breaks (V3 has
     every piece: DFC attention and the branches), in NHWC as on GPUs."""
     import torch._dynamo
-    model = CLASSES[version](out_indices=(4, 6, 8), channels_last=True).eval()
+    # Through stage 4: every kind of block (DFC attention from block 2 on,
+    # the branches, stride-2 and identity shortcuts, squeeze-excite), a third
+    # of the network to trace.
+    model = CLASSES[version](out_indices=(4, ), channels_last=True).eval()
     explanation = torch._dynamo.explain(model)(torch.randn(1, 3, 64, 64))
     assert explanation.graph_break_count == 0, explanation.break_reasons
     assert explanation.graph_count == 1
