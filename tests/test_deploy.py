@@ -286,10 +286,9 @@ def test_int8_keeps_the_detections(backend, confident_detector):
     SCORE_ATOL."""
     cfg, model, images, files = confident_detector
     fp32, int8 = files[backend]
-    expected, float32 = predict_both(cfg, model, fp32, images, backend)
+    # (The float32 files' exactness against PyTorch is the export tests'.)
+    _, float32 = predict_both(cfg, model, fp32, images, backend)
     _, quantized = predict_both(cfg, model, int8, images, backend)
-    for exp, act in zip(expected, float32):  # float32: as in the export matrix's test
-        assert match_detections(exp, act, score_atol=1e-4, box_atol=1e-2) is None
     for exp, act in zip(float32, quantized):
         assert int((exp.scores >= SCORE_THR).sum()) >= 3, exp.scores[:10]  # enough to lose
         assert lost_detections(exp, act, SCORE_THR, SCORE_ATOL) == []
