@@ -258,7 +258,7 @@ def confident_detector(tmp_path_factory):
     for backend in BACKENDS:
         form = to_export_form(model, backend)
         fp32, int8 = folder / f'{backend}.onnx', folder / f'{backend}_int8.onnx'
-        export_onnx(form, str(fp32), (128, 128), backend=None, metadata=dict(backend=backend),
+        export_onnx(form, str(fp32), (128, 128), backend=backend,
                     classes=[f'c{i}' for i in range(5)])
         kinds = conv_kinds(form)
         keep = onnx_conv_nodes(onnx.load(str(fp32)),

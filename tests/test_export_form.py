@@ -87,6 +87,12 @@ def test_what_is_not_a_deployed_ghostnet_is_left_or_refused():
         backbone_export_form(model, 'tensorrt')
     with pytest.raises(ValueError, match=r"gate must be one of .*but got 'none'"):
         GhostNetExportForm(model, gate='none')
+    # A form already made is taken as it is, for its own runtime only.
+    form = backbone_export_form(model, 'openvino')
+    assert backbone_export_form(form, 'openvino') is form
+    with pytest.raises(ValueError, match="gates squeeze-excite with 'broadcast', the form of "
+                       'another runtime than onnxruntime'):
+        backbone_export_form(form, 'onnxruntime')
 
 
 def test_detector_export_form_keeps_module_paths_and_leaves_the_detector():

@@ -24,12 +24,9 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import fuse_conv_bn
 
-from .ghostnet_form import DEFAULT_CHANNEL_BLOCK, RUNTIME_GATES, backbone_export_form, to_export_form
+from .ghostnet_form import DEFAULT_CHANNEL_BLOCK, backbone_export_form, to_export_form
 from .postprocess import ROI_ALIGN_OPSET, ExportError, TwoStagePostprocess, head_postprocess
 from .runtime_detector import INPUT_NAMES, OUTPUT_NAMES
-
-# The runtimes an export form is made for (tools' --backend).
-EXPORT_BACKENDS = tuple(RUNTIME_GATES)
 
 
 class DetectorForExport(nn.Module):
@@ -93,18 +90,11 @@ def export_backbone_onnx(backbone: nn.Module, path: str, input_size: Tuple[int, 
     (:func:`~ghostnet_mmdet.deploy.ghostnet_form.backbone_export_form`) with
     the TorchScript exporter, as the benchmarks and the layout checks use
     it; returns the wrapper that was exported."""
-    _check_backend(backend)
     wrapper = BackboneForExport(backbone_export_form(backbone, backend, channel_block)).eval()
     with torch.no_grad():
         torch.onnx.export(wrapper, (torch.zeros(1, 3, *input_size), ), path, dynamo=False,
                           opset_version=opset, input_names=['input'], do_constant_folding=True)
     return wrapper
-
-
-def _check_backend(backend: str) -> None:
-    if backend not in EXPORT_BACKENDS:
-        raise ExportError(f'the export form is made for one of the runtimes {EXPORT_BACKENDS}, '
-                          f'not {backend!r}')
 
 
 def prepare_for_export(detector: nn.Module, fuse: bool = False) -> nn.Module:
@@ -139,13 +129,13 @@ def unshare_modules(module: nn.Module, _seen: Optional[set] = None) -> None:
 def export_onnx(detector: nn.Module, path: str, input_size: Tuple[int, int],
                 batch_size: int = 1, dynamic_batch: bool = False, opset: int = 17,
                 max_per_img: Optional[int] = None, classes: Optional[Sequence[str]] = None,
-                metadata: Optional[dict] = None, backend: Optional[str] = 'onnxruntime',
+                metadata: Optional[dict] = None, backend: str = 'onnxruntime',
                 channel_block: int = DEFAULT_CHANNEL_BLOCK) -> dict:
-    """Export ``detector`` (prepared with :func:`prepare_for_export`) to
-    ``path`` in its export form for ``backend`` (the runtime the file is
-    made for: :func:`~ghostnet_mmdet.deploy.ghostnet_form.to_export_form`,
-    on a copy; ``None``: ``detector`` as it is, already in its export form)
-    and check the file with ``onnx.checker``.
+    """Export ``detector`` (prepared with :func:`prepare_for_export`, or
+    already in its export form) to ``path`` in its export form for
+    ``backend``, the runtime the file is made for
+    (:func:`~ghostnet_mmdet.deploy.ghostnet_form.to_export_form`, on a
+    copy), and check the file with ``onnx.checker``.
 
     Returns:
         dict: What was written into the model's metadata (``classes``,
@@ -156,9 +146,7 @@ def export_onnx(detector: nn.Module, path: str, input_size: Tuple[int, int],
     if opset < 11:
         raise ExportError(f'--opset must be at least 11 (NonMaxSuppression with boxes per '
                           f'image, TopK with a k input), got {opset}')
-    if backend is not None:
-        _check_backend(backend)
-        detector = to_export_form(detector, backend, channel_block)
+    detector = to_export_form(detector, backend, channel_block)
     wrapper = DetectorForExport(detector, input_size, max_per_img).eval()
     if isinstance(wrapper.postprocess, TwoStagePostprocess) and opset < ROI_ALIGN_OPSET:
         raise ExportError(f'--opset must be at least {ROI_ALIGN_OPSET} for two-stage detectors '
@@ -173,9 +161,8 @@ def export_onnx(detector: nn.Module, path: str, input_size: Tuple[int, int],
                           dynamic_axes=dynamic_axes, do_constant_folding=True)
     model = onnx.load(path)
     info = dict(classes=list(classes or []), input_size=list(input_size),
-                dynamic_batch=dynamic_batch, postprocess=wrapper.settings(), **(metadata or {}))
-    if backend is not None:
-        info['backend'] = backend
+                dynamic_batch=dynamic_batch, postprocess=wrapper.settings(), backend=backend,
+                **(metadata or {}))
     for key, value in info.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, json.dumps(value)

@@ -382,10 +382,17 @@ def backbone_export_form(backbone: nn.Module, backend: str = 'onnxruntime',
                          channel_block: int = DEFAULT_CHANNEL_BLOCK) -> nn.Module:
     """The export form of ``backbone`` for ``backend`` (a new module, made
     from a copy): a deployed GhostNet-family backbone becomes a
-    :class:`GhostNetExportForm`; any other backbone, or one not deployed
-    (exported as trained, BatchNorm unfolded), is returned as it is."""
+    :class:`GhostNetExportForm`; one already in its export form is taken as
+    it is (refused if its gate is another runtime's); any other backbone, or
+    one not deployed (exported as trained, BatchNorm unfolded), is returned
+    as it is."""
     if backend not in RUNTIME_GATES:
         raise ExportError(f'backend must be one of {tuple(RUNTIME_GATES)}, but got {backend!r}')
+    if isinstance(backbone, GhostNetExportForm):
+        if backbone.gate != RUNTIME_GATES[backend]:
+            raise ExportError(f'this export form gates squeeze-excite with {backbone.gate!r}, '
+                              f'the form of another runtime than {backend}')
+        return backbone
     if not isinstance(backbone, GhostNet) or not backbone.deploy:
         return backbone
     return GhostNetExportForm(copy.deepcopy(backbone), channel_block, RUNTIME_GATES[backend])
@@ -395,7 +402,8 @@ def to_export_form(detector: nn.Module, backend: str = 'onnxruntime',
                    channel_block: int = DEFAULT_CHANNEL_BLOCK) -> nn.Module:
     """A copy of ``detector`` (prepared with ``prepare_for_export``) whose
     backbone is in its export form for ``backend``; ``detector`` itself is
-    left as it is. Module paths stay the same (``backbone.stem.conv`` ...),
+    left as it is (and returned as it is when there is nothing to change,
+    e.g. when it is in that export form already). Module paths stay the same (``backbone.stem.conv`` ...),
     so the parameters keep their names in the exported graph."""
     backbone = getattr(detector, 'backbone', None)
     form = backbone_export_form(backbone, backend, channel_block) if backbone is not None \

@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule
 
-from .runtime_detector import INPUT_NAMES, DeployError, model_feeds, pad_to_input
+from .runtime_detector import INPUT_NAMES, INT8_ENGINES, DeployError, model_feeds, pad_to_input
 
 # Kinds of convolution that quantize() can keep in float32.
 KEEP_FP32_KINDS = ('stem', 'depthwise', 'se', 'attention', 'head_output')
@@ -161,7 +161,7 @@ class _Reader:
 
 
 # The runtime an INT8 file is made for -> who places its quantizers.
-ENGINES = {'openvino': 'nncf', 'onnxruntime': 'onnxruntime'}
+ENGINES = INT8_ENGINES
 # Nodes of the exported graph outside these scopes are the post-processing.
 NETWORK_SCOPES = ('/backbone/', '/neck/', '/bbox_head/')
 

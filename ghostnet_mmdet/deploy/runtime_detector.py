@@ -26,9 +26,10 @@ INPUT_NAMES, OUTPUT_NAMES = ['input', 'img_shape'], ['dets', 'labels']
 # files whose metadata predates the family's own ``clip`` entry: the
 # exporter drops their unused img_shape input.
 UNCLIPPED_FAMILIES = ('yolox', 'yolov3')
-# The runtime an INT8 file was made for, for files that name their engine
-# alone.
-ENGINE_RUNTIMES = {'nncf': 'openvino', 'onnxruntime': 'onnxruntime'}
+# The runtime an INT8 file is made for -> who places its quantizers
+# (ghostnet_mmdet.deploy.quantize); read backwards for files that name their
+# engine alone.
+INT8_ENGINES = {'openvino': 'nncf', 'onnxruntime': 'onnxruntime'}
 
 
 def first_line(err: Exception) -> str:
@@ -73,7 +74,9 @@ def target_runtime(meta: Dict) -> Optional[str]:
     export form's (None for files that name none)."""
     quantization = meta.get('quantization')
     if quantization:
-        return quantization.get('backend') or ENGINE_RUNTIMES.get(quantization.get('engine'))
+        engine = quantization.get('engine')
+        return quantization.get('backend') or next(
+            (runtime for runtime, name in INT8_ENGINES.items() if name == engine), None)
     return meta.get('backend')
 
 

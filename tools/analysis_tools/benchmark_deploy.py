@@ -87,7 +87,7 @@ def export(model, part, path, size, backend, channel_block):
     graph's weights."""
     if part == 'detector':
         form = to_export_form(model, backend, channel_block)
-        export_onnx(form, path, (size, size), backend=None, metadata=dict(backend=backend))
+        export_onnx(form, path, (size, size), backend=backend)
         return form, 'detector.'
     wrapper = export_backbone_onnx(model.backbone, path, (size, size), backend=backend,
                                    channel_block=channel_block)

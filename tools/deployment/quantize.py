@@ -84,9 +84,8 @@ def main(argv=None):
     kinds = conv_kinds(form)
     with tempfile.TemporaryDirectory() as folder:
         fp32_file = args.fp32_out or osp.join(folder, 'fp32.onnx')
-        export_onnx(form, fp32_file, input_size, classes=classes, backend=None,
-                    metadata=dict(config=osp.basename(args.config), fused=True,
-                                  backend=args.backend))
+        export_onnx(form, fp32_file, input_size, classes=classes, backend=args.backend,
+                    metadata=dict(config=osp.basename(args.config), fused=True))
         import onnx
         keep = onnx_conv_nodes(onnx.load(fp32_file),
                                [path for kind in args.keep_fp32 for path in kinds[kind]],
