@@ -23,6 +23,13 @@
    constructor), so every SSD and SSDLite fails to predict
    (open-mmlab/mmdetection#11780). ``SSDHead`` gets ``loss_cls = None`` as a
    class attribute: no custom score activation, its own softmax.
+5. MMDetection 3.3.0's ``RTMDetSepBNHead`` with ``use_depthwise=True`` and
+   its default ``share_conv=True`` fails to build (``'DepthwiseSeparableConvModule'
+   object has no attribute 'conv'``): it shares ``.conv`` across levels,
+   which a depthwise-separable module has twice. Its layers are built
+   unshared and then shared as MMDetection shares them: every level's
+   convolutions (both, for a depthwise-separable module) are level 0's,
+   each level keeping its own norms.
 """
 import warnings
 
@@ -55,10 +62,38 @@ def _let_ssd_heads_predict() -> None:
         SSDHead.loss_cls = None
 
 
+def _share_rtmdet_depthwise_convs() -> None:
+    from mmdet.models.dense_heads import RTMDetSepBNHead
+    original = RTMDetSepBNHead._init_layers
+    if getattr(original, 'shares_depthwise', False):
+        return
+
+    def _init_layers(self) -> None:
+        share, self.share_conv = self.share_conv, False
+        try:
+            original(self)
+        finally:
+            self.share_conv = share
+        if not share:
+            return
+        for level in range(1, len(self.prior_generator.strides)):
+            for convs in (self.cls_convs, self.reg_convs):
+                for module, first in zip(convs[level], convs[0]):
+                    parts = ('depthwise_conv', 'pointwise_conv') \
+                        if hasattr(module, 'depthwise_conv') else (None, )
+                    for part in parts:
+                        target = getattr(module, part) if part else module
+                        target.conv = (getattr(first, part) if part else first).conv
+
+    _init_layers.shares_depthwise = True
+    RTMDetSepBNHead._init_layers = _init_layers
+
+
 def apply() -> None:
     """Apply the fixes (idempotent)."""
     _dump_test_metrics_on_rank_zero()
     _let_ssd_heads_predict()
+    _share_rtmdet_depthwise_convs()
     # MMEngine keeps its registered loaders in ``_schemes`` (no public getter).
     for prefix, loader in list(CheckpointLoader._schemes.items()):
         if prefix:
