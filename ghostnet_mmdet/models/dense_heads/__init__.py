@@ -1,0 +1,3 @@
+from .lite_gfl_head import LiteGFLHead
+
+__all__ = ['LiteGFLHead']

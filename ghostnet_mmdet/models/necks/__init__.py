@@ -1,0 +1,3 @@
+from .ghost_pan import GhostPAN
+
+__all__ = ['GhostPAN']
