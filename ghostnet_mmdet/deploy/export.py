@@ -156,6 +156,9 @@ def export_onnx(detector: nn.Module, path: str, input_size: Tuple[int, int],
     dynamic_axes = {name: {0: 'batch'} for name in INPUT_NAMES + OUTPUT_NAMES} \
         if dynamic_batch else None
     with torch.no_grad():
+        # One call before tracing: the post-processing keeps what depends on
+        # the input size alone (priors) as constants of the graph.
+        wrapper(dummy, img_shape)
         torch.onnx.export(wrapper, (dummy, img_shape), path, dynamo=False, opset_version=opset,
                           input_names=INPUT_NAMES, output_names=OUTPUT_NAMES,
                           dynamic_axes=dynamic_axes, do_constant_folding=True)

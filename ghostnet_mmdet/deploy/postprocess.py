@@ -9,6 +9,9 @@ an exported detector gives ``model.predict``'s detections box for box:
   class) scores (sigmoid, or softmax without the background column), kept
   if above ``score_thr``; decoded with the head's own box coder (deltas from
   anchors, or distances from points); clipped to the image;
+- ``gfl`` (GFLHead, LiteGFLHead): as ``dense``, each box side the integral
+  of its predicted distance distribution times the stride, from the
+  prior's centre;
 - ``yolox``: objectness times the best class score, kept if at least
   ``score_thr``; boxes decoded from the priors (YOLOX does not clip);
 - ``yolov3``: priors with objectness at least ``conf_thr`` and a class score
@@ -26,13 +29,14 @@ Boxes are clipped at each image's own height and width (the graph's
 input. They stay in input-tensor coordinates: dividing by the resize
 factor is the runner's job, as in MMDetection.
 """
+import warnings
 from typing import List, Optional, Sequence, Tuple, Type
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
-from mmdet.models.dense_heads import AnchorHead, RPNHead, YOLOV3Head, YOLOXHead
+from mmdet.models.dense_heads import AnchorHead, GFLHead, RPNHead, YOLOV3Head, YOLOXHead
 from mmdet.models.roi_heads import StandardRoIHead
 
 from .nms import batched_class_nms
@@ -42,8 +46,8 @@ class ExportError(ValueError):
     """A detector or option the exporter does not support; says which."""
 
 
-SUPPORTED = ('RetinaHead', 'SSDHead', 'RTMDetHead (RTMDetSepBNHead)', 'YOLOXHead', 'YOLOV3Head',
-             'Faster R-CNN (RPNHead + StandardRoIHead)')
+SUPPORTED = ('RetinaHead', 'SSDHead', 'RTMDetHead (RTMDetSepBNHead)', 'GFLHead (LiteGFLHead)',
+             'YOLOXHead', 'YOLOV3Head', 'Faster R-CNN (RPNHead + StandardRoIHead)')
 # How the runner takes boxes back to the original image, per head family
 # (written into the file's metadata): MMDetection's heads multiply by the
 # inverse scale factor, YOLOXHead divides by it (the same up to rounding).
@@ -59,6 +63,14 @@ def register_family(family: Type['HeadPostprocess']) -> Type['HeadPostprocess']:
         raise ValueError(f'{family.__name__}.rescale must be one of {RESCALE_RULES}')
     FAMILIES.append(family)
     return family
+
+
+def _plain(value):
+    """``value`` (nested tuples of sizes and other keys) with every size a
+    Python int."""
+    if isinstance(value, (tuple, list, torch.Size)):
+        return tuple(_plain(item) for item in value)
+    return int(value) if isinstance(value, (int, Tensor)) else value
 
 
 def clip_to_image(boxes: Tensor, img_shape: Tensor) -> Tensor:
@@ -84,7 +96,8 @@ def _check_decoder(head, coders: Sequence[str]) -> None:
 
 
 def dense_candidates(head, cls_scores: Sequence[Tensor], bbox_preds: Sequence[Tensor],
-                     img_shape: Tensor, nms_pre: int, sigmoid: bool, clip: bool):
+                     img_shape: Tensor, nms_pre: int, sigmoid: bool, clip: bool,
+                     priors: Optional[Sequence[Tensor]] = None):
     """``BaseDenseHead._predict_by_feat_single`` (and RPNHead's) for a batch:
     per level the ``nms_pre`` best (prior, class) scores, their boxes decoded
     by the head's coder and, with ``clip``, clipped to the image.
@@ -94,9 +107,10 @@ def dense_candidates(head, cls_scores: Sequence[Tensor], bbox_preds: Sequence[Te
         ``levels [B, K]`` (the level of each candidate).
     """
     batch = cls_scores[0].shape[0]
-    sizes = [score.shape[-2:] for score in cls_scores]
-    priors = head.prior_generator.grid_priors(sizes, dtype=cls_scores[0].dtype,
-                                              device=cls_scores[0].device)
+    if priors is None:
+        sizes = [score.shape[-2:] for score in cls_scores]
+        priors = head.prior_generator.grid_priors(sizes, dtype=cls_scores[0].dtype,
+                                                  device=cls_scores[0].device)
     encode_size = head.bbox_coder.encode_size
     num_classes = head.cls_out_channels if sigmoid else head.cls_out_channels - 1
     parts = []
@@ -115,7 +129,9 @@ def dense_candidates(head, cls_scores: Sequence[Tensor], bbox_preds: Sequence[Te
             scores, index = scores.topk(nms_pre, dim=1)
         else:
             index = torch.arange(count, device=scores.device).expand(batch, count)
-        prior_index = torch.div(index, num_classes, rounding_mode='floor')
+        # Indices are not negative: truncation is floor, and exports as one
+        # integer Div (floor adds six operators of sign correction).
+        prior_index = torch.div(index, num_classes, rounding_mode='trunc')
         labels = index - prior_index * num_classes
         deltas = torch.gather(deltas, 1, prior_index[..., None].expand(-1, -1, encode_size))
         # max_shape=None: MMDetection 3.3.0's coders clip through
@@ -179,6 +195,22 @@ class HeadPostprocess:
         ``valid [B, K]`` (which take part in NMS)."""
         raise NotImplementedError
 
+    def constant(self, key, make):
+        """``make()`` (tensors that depend on the feature map sizes alone,
+        e.g. the priors), kept from the first call for ``key``: the exporter
+        calls the detector once before tracing (:func:`export_onnx`), so that
+        the graph holds them as constants instead of the operators that make
+        them (grids, tiles, centres: about 15 per level)."""
+        cache = self.__dict__.setdefault('_constants', {})
+        with warnings.catch_warnings():
+            # While tracing, sizes are traced values: as plain ints they key
+            # the cache (the graph does not depend on them).
+            warnings.simplefilter('ignore', torch.jit.TracerWarning)
+            key = _plain(key)
+        if key not in cache:
+            cache[key] = make()
+        return cache[key]
+
     def __call__(self, features, img_shape: Tensor):
         boxes, scores, labels, valid = self.candidates(features, img_shape)
         valid = keep_large_enough(boxes, valid, self.min_bbox_size)
@@ -212,9 +244,76 @@ class DensePostprocess(HeadPostprocess):
                               f'outputs alone; {type(self.head).__name__} also predicts score '
                               'factors (centerness or objectness)')
         cls_scores, bbox_preds = outputs
+        sizes = tuple(tuple(score.shape[-2:]) for score in cls_scores)
+        priors = self.constant((sizes, cls_scores[0].dtype),
+                               lambda: self.head.prior_generator.grid_priors(
+                                   sizes, dtype=cls_scores[0].dtype, device=cls_scores[0].device))
         boxes, scores, labels, _ = dense_candidates(
             self.head, cls_scores, bbox_preds, img_shape, self.nms_pre,
-            sigmoid=self.head.use_sigmoid_cls, clip=True)
+            sigmoid=self.head.use_sigmoid_cls, clip=True, priors=priors)
+        return boxes, scores, labels, scores > self.score_thr
+
+
+@register_family
+class GFLPostprocess(HeadPostprocess):
+    """GFLHead and its subclasses (LiteGFLHead): as ``dense``, but each box
+    side is the integral of its predicted distribution over ``0..reg_max``
+    strides, measured from the prior's centre; clipped to the image."""
+    family = 'gfl'
+    heads = (GFLHead, )
+
+    @classmethod
+    def handles(cls, detector):
+        head = getattr(detector, 'bbox_head', None)
+        return isinstance(head, cls.heads) and \
+            type(head)._predict_by_feat_single is GFLHead._predict_by_feat_single and \
+            _base_dense_post_processing(head, ('predict_by_feat', '_bbox_post_process'))
+
+    def __init__(self, detector, max_per_img):
+        super().__init__(detector, max_per_img)
+        _check_decoder(self.head, ('DistancePointBBoxCoder', ))
+
+    def candidates(self, features, img_shape):
+        # Every prior's box first, in one pass over all levels (the integral
+        # of each side's distribution times its level's stride, from the
+        # prior's centre, clipped: as GFLHead._predict_by_feat_single does per
+        # level), then per level the nms_pre best (prior, class) scores pick
+        # theirs. The same boxes as decoding after the pick, in a graph with
+        # one decode instead of one per level.
+        head = self.head
+        cls_scores, bbox_preds = head(features)
+        batch, classes = cls_scores[0].shape[0], head.cls_out_channels
+        sizes = tuple(tuple(score.shape[-2:]) for score in cls_scores)
+
+        def make():
+            priors = head.prior_generator.grid_priors(sizes, dtype=cls_scores[0].dtype,
+                                                      device=cls_scores[0].device)
+            strides = [level.new_full((len(level), 1), stride[0])
+                       for level, stride in zip(priors, head.prior_generator.strides)]
+            return (torch.cat([head.anchor_center(level) for level in priors]),
+                    torch.cat(strides), [len(level) for level in priors])
+
+        centres, strides, counts = self.constant((sizes, cls_scores[0].dtype), make)
+        bins = 4 * (head.reg_max + 1)
+        distributions = torch.cat([pred.permute(0, 2, 3, 1).reshape(batch, -1, bins)
+                                   for pred in bbox_preds], dim=1)
+        distances = head.integral(distributions.reshape(-1, bins)).reshape(batch, -1, 4) * strides
+        boxes = clip_to_image(torch.cat([centres - distances[..., :2],
+                                         centres + distances[..., 2:]], dim=-1), img_shape)
+        parts, offset = [], 0
+        for cls_score, level_count in zip(cls_scores, counts):
+            scores = cls_score.permute(0, 2, 3, 1).reshape(batch, -1).sigmoid()
+            count = scores.shape[1]
+            if 0 < self.nms_pre < count:
+                scores, index = scores.topk(self.nms_pre, dim=1)
+            else:
+                index = torch.arange(count, device=scores.device).expand(batch, count)
+            prior_index = torch.div(index, classes, rounding_mode='trunc')
+            parts.append((scores, index - prior_index * classes,
+                          prior_index + offset if offset else prior_index))
+            offset += level_count
+        scores, labels, prior_index = (torch.cat(part, dim=1) for part in zip(*parts))
+        boxes = torch.gather(boxes, 1, prior_index[..., None].expand(-1, -1, 4))
         return boxes, scores, labels, scores > self.score_thr
 
 
@@ -281,7 +380,7 @@ class YOLOV3Postprocess(HeadPostprocess):
             masked, index = masked.topk(self.nms_pre, dim=1)
         else:
             index = torch.arange(count, device=masked.device).expand(batch, count)
-        prior_index = torch.div(index, self.num_classes, rounding_mode='floor')
+        prior_index = torch.div(index, self.num_classes, rounding_mode='trunc')
         labels = index - prior_index * self.num_classes
         boxes = torch.gather(boxes, 1, prior_index[..., None].expand(-1, -1, 4))
         scores = masked * torch.gather(objectness, 1, prior_index)
@@ -442,8 +541,9 @@ def head_postprocess(detector: nn.Module, max_per_img: Optional[int] = None) -> 
                       f'with BaseDenseHead\'s post-processing), not {type(head).__name__}')
 
 
-def _base_dense_post_processing(head) -> bool:
-    """Whether ``head`` predicts with BaseDenseHead's own code."""
+def _base_dense_post_processing(head, names: Sequence[str] = (
+        'predict_by_feat', '_predict_by_feat_single', '_bbox_post_process')) -> bool:
+    """Whether ``head`` predicts with BaseDenseHead's own code (its methods
+    ``names``)."""
     from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
-    return all(getattr(type(head), name) is getattr(BaseDenseHead, name)
-               for name in ('predict_by_feat', '_predict_by_feat_single', '_bbox_post_process'))
+    return all(getattr(type(head), name) is getattr(BaseDenseHead, name) for name in names)
