@@ -23,7 +23,7 @@ EXPORT_CONFIGS = sorted(GHOSTNET.glob('*.py')) + [REPO / 'configs' / 'retinanet_
 BASELINE_CONFIGS = sorted((REPO / 'configs' / 'baselines').glob('*.py'))
 # Box for box in both runtimes: every head family's graph (dense with
 # sigmoid and anchors, SSD's softmax, RTMDet's points and unshared convs,
-# YOLOX, YOLOv3, two-stage), every backbone version (V1, V2, V3), and a
+# GFL's distributions with a GhostPAN neck and depthwise-separable convs, YOLOX, YOLOv3, two-stage), every backbone version (V1, V2, V3), and a
 # backbone that is not GhostNet.
 PARITY_CONFIGS = [GHOSTNET / name for name in (
     'retinanet_ghostnet-1.0x_fpn_1xb8-1.5k_shapes.py',
@@ -31,6 +31,7 @@ PARITY_CONFIGS = [GHOSTNET / name for name in (
     'retinanet_ghostnetv3-1.0x_fpn_1xb8-1.5k_shapes.py',
     'ssdlite_ghostnet-1.0x_1xb8-1.5k_shapes.py',
     'rtmdet_ghostnet-1.0x_1xb8-1.5k_shapes.py',
+    'litegfl_ghostnet-1.0x_ghostpan_1xb8-1.5k_shapes.py',
     'yolox_ghostnet-1.0x_8xb8-300e_coco.py',
     'yolov3_ghostnet-1.0x_1xb8-1.5k_shapes.py',
     'faster-rcnn_ghostnet-1.1x_fpn_1x_coco.py',
@@ -42,7 +43,7 @@ PARITY_CONFIGS = [GHOSTNET / name for name in (
 # 0.01 px (relative 1e-5), still one to one with equal labels.
 SCORE_ATOL, BOX_ATOL = 1e-4, 1e-2
 # Head families that clip boxes at the image (YOLOX and YOLOv3 do not).
-CLIPPING = ('dense', 'two_stage')
+CLIPPING = ('dense', 'gfl', 'two_stage')
 SIZE = 128
 # The second image is padded to the input on its right and bottom.
 PADDED = (96, 112)
@@ -159,21 +160,57 @@ def test_unfused_two_stage_detector_matches_too(tmp_path):
                        tmp_path, fuse=False)
 
 
-def test_shared_head_convs_are_folded_per_level():
+@pytest.mark.parametrize('depthwise', [False, True], ids=['conv', 'depthwise'])
+def test_shared_head_convs_are_folded_per_level(depthwise, tmp_path):
     """RTMDet shares its head convs across levels, each with its own
     BatchNorm: --fuse gives each level its own folded conv, and the fused
-    head computes what the unfused one does."""
-    _, model = build(REPO / 'configs' / 'ghostnet' / 'rtmdet_ghostnet-1.0x_8xb32-300e_coco.py')
+    head computes what the unfused one does. With MMDetection's
+    ``use_depthwise=True`` in neck and head (which MMDetection 3.3.0 itself
+    fails to build: ghostnet_mmdet.compat) both convs of each
+    depthwise-separable module are shared, then folded per level, and the
+    detector exports."""
+    config = REPO / 'configs' / 'ghostnet' / 'rtmdet_ghostnet-1.0x_8xb32-300e_coco.py'
+    if depthwise:
+        swap = tmp_path / 'depthwise.py'
+        swap.write_text(f"_base_ = '{config}'\n"
+                        "model = dict(neck=dict(use_depthwise=True), "
+                        "bbox_head=dict(use_depthwise=True))\n")
+        config = swap
+    _, model = build(config)
     head = model.bbox_head
-    assert head.cls_convs[1][0].conv is head.cls_convs[0][0].conv
+    parts = ('depthwise_conv', 'pointwise_conv') if depthwise else (None, )
+
+    def convs(level):
+        module = head.cls_convs[level][0]
+        return [(getattr(module, part) if part else module).conv for part in parts]
+
+    assert all(a is b for a, b in zip(convs(1), convs(0)))
     x = torch.randn(1, 3, 96, 96)
     with torch.no_grad():
         expected = model.bbox_head(model.extract_feat(x))
         prepare_for_export(model, fuse=True)
         actual = model.bbox_head(model.extract_feat(x))
-    assert head.cls_convs[1][0].conv is not head.cls_convs[0][0].conv
+    assert all(a is not b for a, b in zip(convs(1), convs(0)))
     for exp_level, act_level in zip(sum(map(list, expected), []), sum(map(list, actual), [])):
         torch.testing.assert_close(act_level, exp_level, rtol=1e-4, atol=1e-4)
+    if depthwise:
+        export_onnx(model, str(tmp_path / 'model.onnx'), (SIZE, SIZE))
+        onnx.checker.check_model(str(tmp_path / 'model.onnx'), full_check=True)
+
+
+def test_mmdetection_gfl_head_matches_too(tmp_path):
+    """MMDetection's own GFLHead (learnt scales, GroupNorm, shared convs)
+    goes through the same 'gfl' family as LiteGFLHead."""
+    config = tmp_path / 'gfl.py'
+    config.write_text(
+        "_base_ = 'mmdet::gfl/gfl_r50_fpn_1x_coco.py'\n"
+        "custom_imports = dict(imports=['ghostnet_mmdet'], allow_failed_imports=False)\n"
+        "model = dict(backbone=dict(_delete_=True, type='GhostNet', out_indices=(2, 4, 6, 8)),\n"
+        "             neck=dict(in_channels=[24, 40, 112, 160], out_channels=64),\n"
+        "             bbox_head=dict(in_channels=64, feat_channels=64, stacked_convs=2,\n"
+        "                            norm_cfg=dict(type='GN', num_groups=16)))\n")
+    family, _ = export_and_compare(config, tmp_path)
+    assert family == 'gfl'
 
 
 @pytest.mark.parametrize('base, head', [('atss/atss_r50_fpn_1x_coco.py', 'ATSSHead'),

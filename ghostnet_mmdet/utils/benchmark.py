@@ -6,7 +6,7 @@ import random
 import re
 import statistics
 import time
-from typing import Callable, Dict, Hashable, List
+from typing import Callable, Dict, Hashable, List, Sequence
 
 import torch
 
@@ -61,6 +61,16 @@ def ratio_median(times: Dict[Hashable, List[float]], numerator: Hashable,
     """The median over rounds of ``numerator``'s time over ``denominator``'s
     in the same round: steadier than a ratio of medians on a noisy machine."""
     return statistics.median(a / b for a, b in zip(times[numerator], times[denominator]))
+
+
+def best_ratio_median(times: Dict[Hashable, List[float]], numerators: Sequence[Hashable],
+                      denominators: Sequence[Hashable]) -> float:
+    """The median over rounds of the fastest of ``numerators`` over the
+    fastest of ``denominators`` in the same round (e.g. each detector in its
+    best runtime)."""
+    rounds = zip(zip(*(times[key] for key in numerators)),
+                 zip(*(times[key] for key in denominators)))
+    return statistics.median(min(top) / min(bottom) for top, bottom in rounds)
 
 
 def spread_head_scores(detector: torch.nn.Module, seed: int = 0) -> None:

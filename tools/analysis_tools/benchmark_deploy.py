@@ -50,7 +50,8 @@ from ghostnet_mmdet.deploy.runtime_detector import input_names, model_feeds
 from ghostnet_mmdet.deploy.quantize import (DEFAULT_KEEP_FP32, KEEP_FP32_KINDS, conv_kinds,
                                             onnx_conv_nodes, quantize_onnx)
 from ghostnet_mmdet.apis import detector_to_time
-from ghostnet_mmdet.utils.benchmark import interleaved, medians, processor_name, ratio_median
+from ghostnet_mmdet.utils.benchmark import (best_ratio_median, interleaved, medians,
+                                            processor_name, ratio_median)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SHAPES = 'fpn_1xb8-1.5k_shapes.py'
@@ -63,6 +64,12 @@ DETECTORS = {
     'SSDLite MobileNetV2, GhostShapes': 'configs/baselines/ssdlite_mobilenetv2_1xb8-1.5k_shapes.py',
     'RTMDet GhostNet-1.0x, GhostShapes': 'configs/ghostnet/rtmdet_ghostnet-1.0x_1xb8-1.5k_shapes.py',
     'RTMDet CSPNeXt-tiny, GhostShapes': 'configs/baselines/rtmdet_cspnext-tiny_1xb8-1.5k_shapes.py',
+    'LiteGFL GhostNet-1.0x, GhostShapes':
+        'configs/ghostnet/litegfl_ghostnet-1.0x_ghostpan_1xb8-1.5k_shapes.py',
+    'LiteGFL MobileNetV2, GhostShapes':
+        'configs/baselines/litegfl_mobilenetv2_ghostpan_1xb8-1.5k_shapes.py',
+    'LiteGFL GhostNet-1.0x, COCO': 'configs/ghostnet/litegfl_ghostnet-1.0x_ghostpan_4xb96-320-300e_coco.py',
+    'RetinaNet GhostNet-1.1x, COCO': 'configs/ghostnet/retinanet_ghostnet-1.1x_fpn_1x_coco.py',
     'YOLOX GhostNet-1.0x, COCO': 'configs/ghostnet/yolox_ghostnet-1.0x_8xb8-300e_coco.py',
     'YOLOv3 GhostNet-1.0x, GhostShapes': 'configs/ghostnet/yolov3_ghostnet-1.0x_1xb8-1.5k_shapes.py',
     'Faster R-CNN GhostNet-1.1x, COCO': 'configs/ghostnet/faster-rcnn_ghostnet-1.1x_fpn_1x_coco.py',
@@ -92,6 +99,14 @@ def export(model, part, path, size, backend, channel_block):
     wrapper = export_backbone_onnx(model.backbone, path, (size, size), backend=backend,
                                    channel_block=channel_block)
     return wrapper, ''
+
+
+def graph_operators(path):
+    """Operators in the exported graph (constants and no-op Identity nodes, which
+    the exporter adds for repeated initialisers, not counted)."""
+    import onnx
+    return sum(node.op_type not in ('Constant', 'Identity')
+               for node in onnx.load(path, load_external_data=False).graph.node)
 
 
 def int8_file(fp32_file, named, prefix, size, backend, keep_fp32=DEFAULT_KEEP_FP32):
@@ -161,8 +176,9 @@ def runners(name, config, checkpoint, part, modes, size, threads, folder, block,
             path = osp.join(folder, re.sub(r'\W+', '_', f'{name}_{size}_{backend}') + '.onnx')
             named, prefix = export(fast, part, path, size, backend, channel_block)
             breaks = layout_breaks(path, block, '/backbone/')
-            print(f'  {name}, {size}, {backend} form: {len(breaks)} layout breaks (block '
-                  f'{block}) in the backbone' + (f', e.g. {breaks[0]}' if breaks else ''))
+            print(f'  {name}, {size}, {backend} form: {graph_operators(path)} operators, '
+                  f'{len(breaks)} layout breaks (block {block}) in the backbone' +
+                  (f', e.g. {breaks[0]}' if breaks else ''))
             files[backend] = dict(fp32=path, named=named, prefix=prefix)
         entry = files[backend]
         if int8 and 'int8' not in entry:
@@ -266,12 +282,19 @@ def main():
                     for mode in args.modes if mode != 'eager') + ' of eager')
         for spec in args.ratios:
             top, bottom = spec.split('/')
-            for mode in args.modes:
+            runtimes = [mode for mode in args.modes if mode in ('onnxruntime', 'openvino')]
+            for mode in args.modes + (['best'] if len(runtimes) > 1 else []):
                 for name in names:
                     other = next((n for n in names if bottom in n), None)
-                    if top in name and other and other != name:
-                        print(f'  {mode}: {name} / {other} = '
-                              f'{ratio_median(run, (name, mode), (other, mode)):.2f}')
+                    if not (top in name and other and other != name):
+                        continue
+                    if mode == 'best':
+                        value = best_ratio_median(run, [(name, m) for m in runtimes],
+                                                  [(other, m) for m in runtimes])
+                        mode = 'best float32 runtime of each'
+                    else:
+                        value = ratio_median(run, (name, mode), (other, mode))
+                    print(f'  {mode}: {name} / {other} = {value:.2f}')
             if top in args.modes and bottom in args.modes:
                 for name in names:
                     print(f'  {name}: {top} / {bottom} = '
