@@ -126,6 +126,25 @@ def unshare_modules(module: nn.Module, _seen: Optional[set] = None) -> None:
         unshare_modules(child, seen)
 
 
+def constant_arrays_to_initializers(model, min_size: int = 16) -> None:
+    """Move ``Constant`` nodes of more than ``min_size`` values (the priors
+    that the post-processing keeps as constants) into the graph's
+    initializers, where weights live: NNCF's graph reader, for one, takes the
+    data of a ``Gather`` from a constant to be an initializer."""
+    import numpy as np
+    from onnx import numpy_helper
+    graph = model.graph
+    for node in list(graph.node):
+        if node.op_type != 'Constant' or len(node.attribute) != 1 or \
+                node.attribute[0].name != 'value':
+            continue
+        array = numpy_helper.to_array(node.attribute[0].t)
+        if np.size(array) <= min_size:
+            continue
+        graph.initializer.append(numpy_helper.from_array(array, node.output[0]))
+        graph.node.remove(node)
+
+
 def export_onnx(detector: nn.Module, path: str, input_size: Tuple[int, int],
                 batch_size: int = 1, dynamic_batch: bool = False, opset: int = 17,
                 max_per_img: Optional[int] = None, classes: Optional[Sequence[str]] = None,
@@ -163,6 +182,7 @@ def export_onnx(detector: nn.Module, path: str, input_size: Tuple[int, int],
                           input_names=INPUT_NAMES, output_names=OUTPUT_NAMES,
                           dynamic_axes=dynamic_axes, do_constant_folding=True)
     model = onnx.load(path)
+    constant_arrays_to_initializers(model)
     info = dict(classes=list(classes or []), input_size=list(input_size),
                 dynamic_batch=dynamic_batch, postprocess=wrapper.settings(), backend=backend,
                 **(metadata or {}))
