@@ -62,6 +62,14 @@ def _let_ssd_heads_predict() -> None:
         SSDHead.loss_cls = None
 
 
+def _conv_modules(module):
+    """The ConvModules of a ConvModule (itself) or of a
+    DepthwiseSeparableConvModule (its two)."""
+    if hasattr(module, 'depthwise_conv'):
+        return [module.depthwise_conv, module.pointwise_conv]
+    return [module]
+
+
 def _share_rtmdet_depthwise_convs() -> None:
     from mmdet.models.dense_heads import RTMDetSepBNHead
     original = RTMDetSepBNHead._init_layers
@@ -79,11 +87,8 @@ def _share_rtmdet_depthwise_convs() -> None:
         for level in range(1, len(self.prior_generator.strides)):
             for convs in (self.cls_convs, self.reg_convs):
                 for module, first in zip(convs[level], convs[0]):
-                    parts = ('depthwise_conv', 'pointwise_conv') \
-                        if hasattr(module, 'depthwise_conv') else (None, )
-                    for part in parts:
-                        target = getattr(module, part) if part else module
-                        target.conv = (getattr(first, part) if part else first).conv
+                    for target, source in zip(_conv_modules(module), _conv_modules(first)):
+                        target.conv = source.conv
 
     _init_layers.shares_depthwise = True
     RTMDetSepBNHead._init_layers = _init_layers

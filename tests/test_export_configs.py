@@ -9,6 +9,8 @@ import onnx
 import pytest
 import torch
 
+from ghostnet_mmdet.compat import _conv_modules
+
 from ghostnet_mmdet.deploy import (BACKENDS, ExportError, export_onnx, head_postprocess,
                                    match_detections, model_feeds, prepare_for_export)
 from ghostnet_mmdet.deploy.quantize import quantize_onnx
@@ -178,11 +180,9 @@ def test_shared_head_convs_are_folded_per_level(depthwise, tmp_path):
         config = swap
     _, model = build(config)
     head = model.bbox_head
-    parts = ('depthwise_conv', 'pointwise_conv') if depthwise else (None, )
 
     def convs(level):
-        module = head.cls_convs[level][0]
-        return [(getattr(module, part) if part else module).conv for part in parts]
+        return [module.conv for module in _conv_modules(head.cls_convs[level][0])]
 
     assert all(a is b for a, b in zip(convs(1), convs(0)))
     x = torch.randn(1, 3, 96, 96)

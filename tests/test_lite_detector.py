@@ -15,8 +15,8 @@ from ghostnet_mmdet.deploy.quantize import quantize_onnx
 from ghostnet_mmdet.deploy.runtime_detector import model_feeds
 from ghostnet_mmdet.models import GhostBottleneck, GhostNet, GhostPAN, LiteGFLHead
 
-from .detection_utils import (REPO, build_detector, predict_both, samples_for,
-                              shapes_scenes)
+from .detection_utils import (REPO, build_detector, overfit_detector, predict_both,
+                              samples_for, shapes_scenes)
 
 CONFIG = REPO / 'configs' / 'ghostnet' / 'litegfl_ghostnet-1.0x_ghostpan_1xb8-1.5k_shapes.py'
 
@@ -94,18 +94,9 @@ def learnt(tmp_path_factory):
     cfg = Config.fromfile(CONFIG)
     model = build_detector(cfg)
     images, samples = shapes_scenes(4)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
-    model.train()
     losses = []
-    for _ in range(120):
-        data = model.data_preprocessor(dict(inputs=images, data_samples=samples), True)
-        loss, _ = model.parse_losses(model(**data, mode='loss'))
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 35)
-        optimizer.step()
-        losses.append(float(loss))
-    return cfg, model.eval(), images, samples, losses
+    overfit_detector(model, images, samples, steps=120, losses=losses)
+    return cfg, model, images, samples, losses
 
 
 def test_head_learns_a_tiny_set(learnt):

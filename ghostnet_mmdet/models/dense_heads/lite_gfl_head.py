@@ -31,6 +31,8 @@ from mmdet.models.utils import images_to_levels, multi_apply, unmap
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, InstanceList, OptConfigType, OptInstanceList, reduce_mean
 
+from ..utils import check_int, check_odd_kernel
+
 
 @MODELS.register_module()
 class LiteGFLHead(GFLHead):
@@ -77,13 +79,10 @@ class LiteGFLHead(GFLHead):
                  loss_bbox: ConfigType = dict(type='GIoULoss', loss_weight=2.0),
                  loss_dfl: ConfigType = dict(type='DistributionFocalLoss', loss_weight=0.25),
                  **kwargs) -> None:
-        for name, value, minimum in (('feat_channels', feat_channels, 1),
-                                     ('stacked_convs', stacked_convs, 1),
-                                     ('kernel_size', kernel_size, 1), ('reg_max', reg_max, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f'{name} must be an integer >= {minimum}, but got {value!r}')
-        if kernel_size % 2 == 0:
-            raise ValueError(f'kernel_size must be odd (same padding), but got {kernel_size}')
+        for name, value in (('feat_channels', feat_channels), ('stacked_convs', stacked_convs),
+                            ('reg_max', reg_max)):
+            check_int(name, value)
+        check_odd_kernel(kernel_size)
         self.kernel_size = kernel_size
         self.use_depthwise = use_depthwise
         self.act_cfg = act_cfg
@@ -92,10 +91,12 @@ class LiteGFLHead(GFLHead):
             stacked_convs=stacked_convs, conv_cfg=conv_cfg, norm_cfg=norm_cfg, reg_max=reg_max,
             anchor_generator=anchor_generator, loss_cls=loss_cls, loss_bbox=loss_bbox,
             loss_dfl=loss_dfl, reg_decoded_bbox=True, **kwargs)
-        # NanoDet-Plus's assigner looks at the predictions; GFLHead's own
-        # (ATSS) at the priors alone, through GFLHead's loss.
-        self.assigns_from_predictions = bool(self.train_cfg) and \
-            isinstance(self.assigner, DynamicSoftLabelAssigner)
+
+    @property
+    def assigns_from_predictions(self) -> bool:
+        """NanoDet-Plus's assigner looks at the predictions; GFLHead's own
+        (ATSS) at the priors alone, through GFLHead's loss."""
+        return isinstance(getattr(self, 'assigner', None), DynamicSoftLabelAssigner)
 
     def _init_layers(self) -> None:
         conv = DepthwiseSeparableConvModule if self.use_depthwise else ConvModule

@@ -24,12 +24,7 @@ from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 
 from ..layers import GhostBottleneck
-
-
-def _positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f'{name} must be an integer >= {minimum}, but got {value!r}')
-    return value
+from ..utils import check_int, check_odd_kernel
 
 
 @MODELS.register_module()
@@ -81,12 +76,11 @@ class GhostPAN(BaseModule):
             raise ValueError(f'in_channels must be a non-empty list of channel counts, one per '
                              f'input level, but got {in_channels!r}')
         for channels in in_channels:
-            _positive_int('every in_channels entry', channels)
-        _positive_int('out_channels', out_channels)
-        _positive_int('num_extra_levels', num_extra_levels, minimum=0)
-        _positive_int('num_blocks', num_blocks)
-        if _positive_int('kernel_size', kernel_size) % 2 == 0:
-            raise ValueError(f'kernel_size must be odd (same padding), but got {kernel_size}')
+            check_int('every in_channels entry', channels)
+        check_int('out_channels', out_channels)
+        check_int('num_extra_levels', num_extra_levels, minimum=0)
+        check_int('num_blocks', num_blocks)
+        check_odd_kernel(kernel_size)
         if isinstance(expand, bool) or not isinstance(expand, (int, float)) or expand <= 0:
             raise ValueError(f'expand must be a number > 0, but got {expand!r}')
         self.in_channels = list(in_channels)
