@@ -43,7 +43,8 @@ setup(
         'tests': ['pytest', 'timm==1.0.31', 'safetensors'],
         # ONNX export, onnxruntime and OpenVINO as backends, INT8 quantization
         # (tools/deployment/).
-        'deploy': ['onnx==1.23.2', 'onnxruntime==1.32.0', 'openvino==2026.4.1', 'nncf==3.4.0'],
+        'deploy': ['onnx==1.23.2', 'onnxruntime==1.32.0', 'openvino==2026.4.1', 'nncf==3.4.0',
+                   'ncnn==1.0.20261020'],
     },
     zip_safe=False,
 )

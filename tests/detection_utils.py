@@ -334,3 +334,36 @@ def overfit_detector(model, images, samples, steps=100, lr=2e-3, losses=None):
         if losses is not None:
             losses.append(float(loss))
     return model.eval()
+
+
+# Export tests' input side; the second image of padded_batch() is padded to
+# the input on its right and bottom.
+SIZE = 128
+PADDED = (96, 112)
+
+
+def padded_batch():
+    """Two images of coarse colour blobs (smooth over tens of pixels, so
+    that deep features vary across the image as they do on real photos;
+    uniform noise averages out into nearly constant deep features)."""
+    generator = torch.Generator().manual_seed(1)
+    images = []
+    for shape in ((SIZE, SIZE), PADDED):
+        coarse = torch.rand(1, 3, shape[0] // 16, shape[1] // 16, generator=generator)
+        smooth = torch.nn.functional.interpolate(coarse, size=shape, mode='bicubic')
+        images.append((smooth[0].clamp(0, 1) * 255).round().to(torch.uint8))
+    return images
+
+
+def norm_stats_from(model, images):
+    """BatchNorm running statistics of ``images`` (one cumulative pass in
+    training mode), the affine weights kept."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+        norm.train()
+    inputs = model.data_preprocessor(dict(inputs=images), False)['inputs']
+    with torch.no_grad():
+        model.extract_feat(inputs)
+    model.eval()

@@ -16,8 +16,8 @@ from ghostnet_mmdet.deploy import (BACKENDS, ExportError, export_onnx, head_post
 from ghostnet_mmdet.deploy.quantize import quantize_onnx
 from ghostnet_mmdet.deploy.runtime_detector import INPUT_NAMES
 
-from .detection_utils import (REPO, build_config_detector, calibrate_heads, predict_both,
-                              samples_for)
+from .detection_utils import (PADDED, REPO, SIZE, build_config_detector, calibrate_heads,
+                              norm_stats_from, padded_batch, predict_both, samples_for)
 
 build = build_config_detector
 GHOSTNET = REPO / 'configs' / 'ghostnet'
@@ -46,38 +46,6 @@ PARITY_CONFIGS = [GHOSTNET / name for name in (
 SCORE_ATOL, BOX_ATOL = 1e-4, 1e-2
 # Head families that clip boxes at the image (YOLOX and YOLOv3 do not).
 CLIPPING = ('dense', 'gfl', 'two_stage')
-SIZE = 128
-# The second image is padded to the input on its right and bottom.
-PADDED = (96, 112)
-
-
-def padded_batch():
-    """Two images of coarse colour blobs (smooth over tens of pixels, so
-    that deep features vary across the image as they do on real photos;
-    uniform noise averages out into nearly constant deep features)."""
-    generator = torch.Generator().manual_seed(1)
-    images = []
-    for shape in ((SIZE, SIZE), PADDED):
-        coarse = torch.rand(1, 3, shape[0] // 16, shape[1] // 16, generator=generator)
-        smooth = torch.nn.functional.interpolate(coarse, size=shape, mode='bicubic')
-        images.append((smooth[0].clamp(0, 1) * 255).round().to(torch.uint8))
-    return images
-
-
-def norm_stats_from(model, images):
-    """BatchNorm running statistics of ``images`` (one cumulative pass in
-    training mode), the affine weights kept."""
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None
-        norm.train()
-    inputs = model.data_preprocessor(dict(inputs=images), False)['inputs']
-    with torch.no_grad():
-        model.extract_feat(inputs)
-    model.eval()
-
-
 def export_and_compare(config, tmp_path, fuse=True):
     """Export ``config``'s detector (random weights, varied scores) at
     SIZE x SIZE and compare every runtime with PyTorch; returns the

@@ -3,6 +3,7 @@
     python tools/demo.py IMAGE_OR_FOLDER [...] CONFIG CHECKPOINT --out-dir outputs/
     python tools/demo.py IMAGE CONFIG model.onnx --backend onnxruntime --out-dir outputs/
     python tools/demo.py IMAGE CONFIG model.onnx --backend openvino --out-dir outputs/
+    python tools/demo.py IMAGE CONFIG ncnn_model/ --backend ncnn --out-dir outputs/
     python tools/demo.py data/shapes/val/000000.jpg \
         configs/ghostnet/retinanet_ghostnet-1.0x_fpn_1xb8-1.5k_shapes.py \
         work_dirs/retinanet_ghostnet-1.0x_fpn_1xb8-1.5k_shapes/iter_1500.pth --out-dir demo/
@@ -26,7 +27,7 @@ from mmdet.registry import VISUALIZERS
 import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
 from ghostnet_mmdet.apis import config_metainfo, load_detector
 from ghostnet_mmdet.apis.cli import add_trust_argument, reports_user_errors
-from ghostnet_mmdet.deploy import BACKENDS
+from ghostnet_mmdet.deploy import RUNTIMES
 from ghostnet_mmdet.utils.safe_load import trust_checkpoint
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -41,10 +42,11 @@ def parse_args(argv=None):
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='draw detections scoring at least this (default 0.3)')
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda:0'")
-    parser.add_argument('--backend', choices=['pytorch', *BACKENDS], default='pytorch',
+    parser.add_argument('--backend', choices=['pytorch', *RUNTIMES], default='pytorch',
                         help='the PyTorch checkpoint, or a model exported by '
                         'tools/deployment/pytorch2onnx.py (or quantize.py) run by onnxruntime or '
-                        'OpenVINO (give the .onnx file as CHECKPOINT)')
+                        'OpenVINO (give the .onnx file as CHECKPOINT), or by pytorch2ncnn.py run '
+                        'by ncnn (give its folder)')
     parser.add_argument('--num-threads', type=int,
                         help="the deploy runtime's threads (default: the runtime's choice)")
     add_trust_argument(parser, 'the checkpoint')
@@ -75,7 +77,8 @@ def main(argv=None):
     try:
         images = collect_images(args.inputs)
         for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
-            if not osp.isfile(path):
+            if not (osp.exists(path) if what == 'checkpoint' and args.backend == 'ncnn'
+                    else osp.isfile(path)):
                 raise FileNotFoundError(f'{what} file not found: {path}')
     except FileNotFoundError as err:
         print(f'error: {err}', file=sys.stderr)
@@ -86,7 +89,7 @@ def main(argv=None):
         cfg = Config.fromfile(args.config)
         init_default_scope(cfg.get('default_scope', 'mmdet'))
         metainfo = config_metainfo(cfg)
-        model = BACKENDS[args.backend](args.checkpoint, cfg.model.data_preprocessor,
+        model = RUNTIMES[args.backend](args.checkpoint, cfg.model.data_preprocessor,
                                        classes=metainfo['classes'], num_threads=args.num_threads)
         model.cfg, model.dataset_meta = cfg, metainfo
     else:

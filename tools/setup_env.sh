@@ -5,8 +5,8 @@
 #   torch 2.14.1 + torchvision 0.29.1, mmcv 2.1.0 with its compiled ops
 #   (built from the source distribution, patched for torch 2.14's C++20
 #   headers, and cached as a wheel outside the repository), mmengine,
-#   mmdet 3.3.0, pycocotools, the test dependencies, onnx, onnxruntime, OpenVINO and NNCF
-#   (the [deploy] extra) and this package in
+#   mmdet 3.3.0, pycocotools, the test dependencies, onnx, onnxruntime, OpenVINO, NNCF and
+#   ncnn (the [deploy] extra), pnnx (without its dependencies) and this package in
 #   editable mode. Then verifies that mmcv's ops run and the plugin registers.
 #
 # Idempotent: a second run reuses the venv and the cached mmcv wheel (about a
@@ -233,14 +233,17 @@ else
     echo "$MMCV_KEY" >"$MMCV_STAMP"
 fi
 
-step "mmdet, mmengine, pycocotools, test tools, onnx/onnxruntime/openvino and ghostnet_mmdet (editable)"
+step "mmdet, mmengine, pycocotools, test tools, onnx/onnxruntime/openvino/ncnn/pnnx and ghostnet_mmdet (editable)"
 PACKAGE_KEY="$(cat "$REPO_ROOT/setup.py" | sha256sum | cut -c1-16) $REPO_ROOT"
 PACKAGE_STAMP="$VENV/.ghostnet-mmdet-install-key"
 if [ "$(cat "$PACKAGE_STAMP" 2>/dev/null)" = "$PACKAGE_KEY" ] &&
-    "$PY" -c 'import ghostnet_mmdet, mmdet, timm, pytest, onnx, onnxruntime, openvino, nncf' >/dev/null 2>&1; then
+    "$PY" -c 'import ghostnet_mmdet, mmdet, timm, pytest, onnx, onnxruntime, openvino, nncf, ncnn, pnnx' >/dev/null 2>&1; then
     echo "    already installed from this setup.py"
 else
     "${PIP[@]}" install -q --no-build-isolation -e "$REPO_ROOT[tests,deploy]"
+    # pnnx (PyTorch -> ncnn) without its dependencies: they would pull a
+    # second torch; it needs only the one installed above.
+    "${PIP[@]}" install -q --no-deps pnnx==20261020
     echo "$PACKAGE_KEY" >"$PACKAGE_STAMP"
 fi
 

@@ -12,6 +12,7 @@ gloo (tools/dist_test.sh CONFIG CHECKPOINT NPROC).
     python tools/test.py CONFIG CHECKPOINT --show-dir vis   # painted images
     python tools/test.py CONFIG model.onnx --backend onnxruntime
     python tools/test.py CONFIG model.onnx --backend openvino --num-threads 2
+    python tools/test.py CONFIG ncnn_model/ --backend ncnn   # pytorch2ncnn.py's folder
 """
 import argparse
 import os
@@ -31,7 +32,7 @@ from ghostnet_mmdet.apis import check_detector_checkpoint
 from ghostnet_mmdet.apis.cli import add_trust_argument, reports_user_errors
 from ghostnet_mmdet.apis.config_check import check_detector_config
 from ghostnet_mmdet.apis.distributed import prepare_cpu_distributed
-from ghostnet_mmdet.deploy import BACKENDS
+from ghostnet_mmdet.deploy import RUNTIMES
 from ghostnet_mmdet.utils.dataset_check import check_config_datasets, check_dataset_files
 from ghostnet_mmdet.utils.safe_load import trust_checkpoint
 
@@ -40,7 +41,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='MMDet test (and eval) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file (the .onnx file with '
-                        '--backend onnxruntime or openvino)')
+                        '--backend onnxruntime or openvino, the folder pytorch2ncnn.py wrote '
+                        'with --backend ncnn)')
     parser.add_argument('--work-dir',
                         help='the directory to save the file containing evaluation metrics')
     parser.add_argument('--out', type=str,
@@ -58,10 +60,10 @@ def parse_args(argv=None):
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--tta', action='store_true')
-    parser.add_argument('--backend', choices=['pytorch', *BACKENDS], default='pytorch',
+    parser.add_argument('--backend', choices=['pytorch', *RUNTIMES], default='pytorch',
                         help='run the PyTorch checkpoint, or a model exported by '
                         'tools/deployment/pytorch2onnx.py (or quantize.py) with onnxruntime or '
-                        'OpenVINO (CPU)')
+                        'OpenVINO, or by pytorch2ncnn.py with ncnn (CPU)')
     parser.add_argument('--num-threads', type=int,
                         help="the deploy runtime's threads (default: the runtime's choice)")
     add_trust_argument(parser, 'the checkpoint')
@@ -104,7 +106,9 @@ def main(argv=None):
     setup_cache_size_limit_of_dynamo()
 
     for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
-        if '://' not in path and not osp.isfile(path):
+        found = osp.exists(path) if what == 'checkpoint' and args.backend == 'ncnn' \
+            else osp.isfile(path)
+        if '://' not in path and not found:
             print(f'error: {what} file not found: {path}', file=sys.stderr)
             return 2
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
@@ -136,7 +140,7 @@ def main(argv=None):
     started_group = prepare_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     if onnx:
-        runner.model = BACKENDS[args.backend](
+        runner.model = RUNTIMES[args.backend](
             args.checkpoint, cfg.model.data_preprocessor,
             classes=runner.test_dataloader.dataset.metainfo['classes'],
             num_threads=args.num_threads)

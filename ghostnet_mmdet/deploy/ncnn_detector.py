@@ -1,0 +1,122 @@
+"""ncnn as a backend of MMDetection's tools: the folder that
+``tools/deployment/pytorch2ncnn.py`` writes (``model.ncnn.param``,
+``model.ncnn.bin``, ``meta.json``), run by ncnn's Python binding, with the
+app's post-processing (:mod:`ghostnet_mmdet.deploy.app_postprocess`) after
+it, as a phone app would run it."""
+import json
+import os.path as osp
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from mmdet.registry import MODELS
+
+from .app_postprocess import APP_FAMILIES, postprocess
+from .ncnn_export import BIN_FILE, META_FILE, PARAM_FILE
+from .runtime_detector import INPUT_NAMES, DeployError, RuntimeDetector, first_line
+
+FORMAT = 'ghostnet_mmdet-ncnn'
+
+
+def ncnn_folder(path: str) -> str:
+    """The export folder for ``path`` (the folder, or a file in it)."""
+    folder = path if osp.isdir(path) else osp.dirname(path)
+    if not osp.exists(path):
+        raise DeployError(f'ncnn model not found: {path} (give the folder that '
+                          'tools/deployment/pytorch2ncnn.py wrote)')
+    for name in (META_FILE, PARAM_FILE, BIN_FILE):
+        if not osp.isfile(osp.join(folder, name)):
+            raise DeployError(f'{path} is not an ncnn export of tools/deployment/pytorch2ncnn.py: '
+                              f'{osp.join(folder, name)} is missing')
+    return folder
+
+
+def read_ncnn_metadata(folder: str) -> Dict:
+    """``meta.json`` of an export folder, checked."""
+    path = osp.join(folder, META_FILE)
+    try:
+        with open(path) as f:
+            meta = json.load(f)
+    except (OSError, ValueError) as err:
+        raise DeployError(f'{path} is not the JSON that pytorch2ncnn.py writes: '
+                          f'{first_line(err)}') from None
+    if not isinstance(meta, dict) or meta.get('format') != FORMAT:
+        raise DeployError(f'{path} was not written by tools/deployment/pytorch2ncnn.py '
+                          f'(no "format": "{FORMAT}")')
+    family = meta.get('postprocess', {}).get('family')
+    if family not in APP_FAMILIES:
+        raise DeployError(f'{path} names the post-processing family {family!r}; this version '
+                          f'runs {APP_FAMILIES}')
+    return meta
+
+
+def load_ncnn(folder: str, num_threads: Optional[int] = None, fp16: bool = False):
+    """An ``ncnn.Net`` for the export folder, float32 storage and arithmetic
+    unless ``fp16`` (half-precision storage, and arithmetic where the CPU
+    has it: ARMv8.2; x86 computes in float32)."""
+    import ncnn
+    net = ncnn.Net()
+    opt = net.opt
+    opt.use_fp16_storage = opt.use_fp16_packed = opt.use_fp16_arithmetic = bool(fp16)
+    opt.use_bf16_storage = False
+    opt.use_vulkan_compute = False
+    if num_threads:
+        opt.num_threads = int(num_threads)
+    param, weights = osp.join(folder, PARAM_FILE), osp.join(folder, BIN_FILE)
+    if net.load_param(param) != 0:
+        raise DeployError(f'{param} is not an ncnn .param file ncnn can load')
+    if net.load_model(weights) != 0:
+        raise DeployError(f'{weights} does not hold the weights of {param} (ncnn could not '
+                          'load it: wrong or truncated file)')
+    return net
+
+
+@MODELS.register_module()
+class NcnnDetector(RuntimeDetector):
+    """A detector exported to ncnn (the folder ``pytorch2ncnn.py`` wrote)
+    run by ncnn on the CPU, then post-processed as an app does it (see
+    :class:`~ghostnet_mmdet.deploy.runtime_detector.RuntimeDetector` for
+    the arguments; ``onnx_file`` is the folder here). Files exported with
+    ``--fp16`` run with ncnn's half-precision storage."""
+    backend = 'ncnn'
+
+    def _load(self, path: str, num_threads: Optional[int]) -> Tuple[Dict, List[str]]:
+        self.folder = ncnn_folder(path)
+        meta = read_ncnn_metadata(self.folder)
+        self.net = load_ncnn(self.folder, num_threads, fp16=meta.get('weights') == 'fp16')
+        self.outputs = meta['outputs']
+        # The network takes the image alone; the app's post-processing
+        # takes each image's size.
+        return meta, list(INPUT_NAMES)
+
+    def run_network(self, image: np.ndarray) -> Dict[str, np.ndarray]:
+        """The network's outputs for one ``3 x H x W`` float32 image."""
+        import ncnn
+        image = np.ascontiguousarray(image, dtype=np.float32)
+        extractor = self.net.create_extractor()
+        # ncnn.Mat wraps the array's memory: ``image`` stays referenced
+        # until the outputs are out.
+        extractor.input(self.meta['input'], ncnn.Mat(image))
+        outputs = {}
+        for name, blob in self.outputs.items():
+            status, mat = extractor.extract(blob)
+            if status != 0:
+                raise DeployError(f'ncnn could not compute {blob} ({name}) of {self.folder}')
+            outputs[name] = np.array(mat, copy=True)
+        return outputs
+
+    def infer(self, feeds: Dict[str, np.ndarray]):
+        settings = self.meta['postprocess']
+        width = settings['max_per_img']
+        all_dets, all_labels = [], []
+        for image, img_shape in zip(feeds['input'], feeds['img_shape']):
+            dets, labels = postprocess(self.run_network(image), settings, img_shape)
+            padded = np.zeros((width, 5), np.float32)
+            padded_labels = np.full(width, -1, np.int64)
+            padded[:len(dets)], padded_labels[:len(labels)] = dets, labels
+            all_dets.append(padded)
+            all_labels.append(padded_labels)
+        return np.stack(all_dets), np.stack(all_labels)
+
+    def _run(self, feeds: Dict[str, np.ndarray]):
+        return self.infer(feeds)

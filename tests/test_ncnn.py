@@ -1,0 +1,204 @@
+"""ncnn (through pnnx) as the mobile backend: every single-stage head
+family and backbone version gives PyTorch's detections box for box through
+ncnn and the app's NumPy post-processing; the app's NMS and top-k are
+torchvision's and torch's; bad folders are refused by name; the trained
+miniature evaluates through tools/test.py --backend ncnn as PyTorch does."""
+import json
+import shutil
+
+import pytest
+import torch
+from mmdet.structures import DetDataSample
+
+from ghostnet_mmdet.deploy import (DeployError, ExportError, NcnnDetector, export_ncnn,
+                                   head_postprocess, match_detections, prepare_for_export)
+from ghostnet_mmdet.deploy.app_postprocess import _top, class_nms, nms
+from ghostnet_mmdet.deploy.ncnn_export import layer_counts
+
+from .detection_utils import (REPO, SIZE, build_config_detector, calibrate_heads,
+                              norm_stats_from, padded_batch, read_metrics, run_tool_in_process,
+                              samples_for)
+
+pytest.importorskip('ncnn')
+pytest.importorskip('pnnx')
+
+GHOSTNET = REPO / 'configs' / 'ghostnet'
+TOOLS = REPO / 'tools'
+# One config per head family the app post-processing has (dense with
+# sigmoid and anchors and a GroupNorm head shared across levels, SSD's
+# softmax, RTMDet's points, GFL's distributions with a GhostPAN neck, YOLOX,
+# YOLOv3) and GhostNetV2 (its DFC gate: pooling and nearest upsampling). A
+# deployed GhostNetV3 or MobileNetV2 is convolutions, activations and
+# concatenations, as GhostNet's is: their ncnn graphs hold no other layer.
+NCNN_CONFIGS = [GHOSTNET / name for name in (
+    'retinanet_ghostnet-1.0x_fpn_1xb8-1.5k_shapes.py',
+    'retinanet_ghostnetv2-1.0x_fpn_1xb8-1.5k_shapes.py',
+    'ssdlite_ghostnet-1.0x_1xb8-1.5k_shapes.py',
+    'rtmdet_ghostnet-1.0x_1xb8-1.5k_shapes.py',
+    'litegfl_ghostnet-1.0x_ghostpan_1xb8-1.5k_shapes.py',
+    'yolox_ghostnet-1.0x_8xb8-300e_coco.py',
+    'yolov3_ghostnet-1.0x_1xb8-1.5k_shapes.py',
+)]
+# ncnn's float32 kernels against PyTorch's, on random heads calibrated to
+# score like trained ones: the ONNX runtimes' tolerance
+# (tests/test_export_configs.py).
+SCORE_ATOL, BOX_ATOL = 1e-4, 1e-2
+
+
+def exported(config, folder):
+    """``config``'s detector (random weights, calibrated heads), exported
+    to ncnn at SIZE x SIZE: (cfg, model, meta)."""
+    cfg, model = build_config_detector(config)
+    images = padded_batch()
+    if cfg.model.backbone.type == 'GhostNetV3':
+        norm_stats_from(model, images)  # see tests/test_export_configs.py
+    calibrate_heads(model, images)
+    prepare_for_export(model, fuse=True)
+    family = head_postprocess(model).family
+    if family == 'yolox':  # every box that survives NMS: the config has no max_per_img
+        model.bbox_head.test_cfg['max_per_img'] = 5000
+    meta = export_ncnn(model, str(folder), (SIZE, SIZE), classes=None,
+                       data_preprocessor=cfg.model.data_preprocessor)
+    return cfg, model, meta
+
+
+@pytest.mark.parametrize('config', NCNN_CONFIGS, ids=lambda p: p.stem)
+def test_ncnn_gives_pytorch_detections(config, tmp_path):
+    cfg, model, meta = exported(config, tmp_path)
+    runtime = NcnnDetector(str(tmp_path), cfg.model.data_preprocessor, num_threads=2)
+    images = padded_batch()  # the second image padded: boxes clipped at the image
+    samples = samples_for(images)
+    with torch.no_grad():
+        data = model.data_preprocessor(dict(inputs=images, data_samples=samples), False)
+        expected = model.predict(data['inputs'], data['data_samples'])
+        actual = runtime.test_step(dict(inputs=images, data_samples=[
+            DetDataSample(metainfo=s.metainfo) for s in samples]))
+    for exp, act in zip(expected, actual):
+        exp, act = exp.pred_instances, act.pred_instances
+        assert len(exp) > 0, 'no detections to compare'
+        mismatch = match_detections(exp, act, score_atol=SCORE_ATOL, box_rtol=1e-5,
+                                    box_atol=BOX_ATOL)
+        assert mismatch is None, mismatch
+    # Every layer is one ncnn runs (pnnx leaves what it cannot lower under
+    # its PyTorch name, e.g. nn.Conv2d).
+    assert not [kind for kind in meta['layers'] if '.' in kind], meta['layers']
+    assert meta['layers'] == layer_counts(str(tmp_path / 'model.ncnn.param'))
+
+
+def test_two_stage_detectors_are_refused_by_name(tmp_path):
+    cfg, model = build_config_detector(GHOSTNET / 'faster-rcnn_ghostnet-1.1x_fpn_1x_coco.py')
+    prepare_for_export(model, fuse=True)
+    with pytest.raises(ExportError, match="ncnn export supports the head families .* not "
+                       "'two_stage': two-stage detectors need RoIAlign"):
+        export_ncnn(model, str(tmp_path), (SIZE, SIZE))
+    with pytest.raises(ExportError, match=r'input size must be two ints >= 32, got \(16, 128\)'):
+        export_ncnn(model, str(tmp_path), (16, SIZE))
+
+
+def test_app_nms_and_top_k_are_torchvisions_and_torchs():
+    from torchvision.ops import batched_nms
+    generator = torch.Generator().manual_seed(0)
+    corners = torch.rand(300, 2, generator=generator) * 100
+    boxes = torch.cat([corners, corners + 5 + torch.rand(300, 2, generator=generator) * 40], 1)
+    scores = torch.rand(300, generator=generator)
+    labels = torch.randint(0, 3, (300, ), generator=generator)
+    expected = batched_nms(boxes, scores, labels, 0.5)
+    kept = class_nms(boxes.numpy(), scores.numpy(), labels.numpy(), 0.5, 1000)
+    assert kept.tolist() == expected.tolist()
+    assert nms(boxes.numpy(), scores.numpy(), 0.5).tolist() == \
+        torch.ops.torchvision.nms(boxes, scores, 0.5).tolist()
+    assert class_nms(boxes.numpy(), scores.numpy(), labels.numpy(), 0.5, 7).tolist() == \
+        expected[:7].tolist()
+    assert _top(scores.numpy(), 10).tolist() == scores.topk(10).indices.tolist()
+    assert _top(scores.numpy(), 0).tolist() == scores.argsort(descending=True).tolist()
+
+
+@pytest.fixture(scope='module')
+def small_ncnn(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('ncnn') / 'model'
+    cfg, _, _ = exported(NCNN_CONFIGS[0], folder)
+    return cfg, folder
+
+
+def test_bad_ncnn_folders_are_named(small_ncnn, tmp_path):
+    cfg, folder = small_ncnn
+    preprocessor = cfg.model.data_preprocessor
+    with pytest.raises(DeployError, match='ncnn model not found'):
+        NcnnDetector(str(tmp_path / 'missing'), preprocessor)
+    with pytest.raises(DeployError, match=r'is not an ncnn export .*/meta.json is missing'):
+        NcnnDetector(str(tmp_path), preprocessor)
+
+    def copy(name):
+        target = tmp_path / name
+        shutil.copytree(folder, target)
+        return target
+
+    corrupt = copy('corrupt')
+    (corrupt / 'model.ncnn.param').write_text('not a param file\n')
+    with pytest.raises(DeployError, match='is not an ncnn .param file ncnn can load'):
+        NcnnDetector(str(corrupt), preprocessor)
+    truncated = copy('truncated')
+    (truncated / 'model.ncnn.bin').write_bytes((folder / 'model.ncnn.bin').read_bytes()[:5000])
+    with pytest.raises(DeployError, match='does not hold the weights'):
+        NcnnDetector(str(truncated), preprocessor)
+    foreign = copy('foreign')
+    (foreign / 'meta.json').write_text(json.dumps({'classes': []}))
+    with pytest.raises(DeployError, match='was not written by tools/deployment/pytorch2ncnn.py'):
+        NcnnDetector(str(foreign), preprocessor)
+    broken = copy('broken')
+    (broken / 'meta.json').write_text('{')
+    with pytest.raises(DeployError, match='is not the JSON that pytorch2ncnn.py writes'):
+        NcnnDetector(str(broken), preprocessor)
+    other = copy('other')
+    meta = json.loads((folder / 'meta.json').read_text())
+    (other / 'meta.json').write_text(json.dumps(dict(meta, classes=list('abcde'))))
+    with pytest.raises(DeployError, match=r'exported for 5 classes \(a, b, c, d, \.\.\.\), '
+                       r'this config has 2 \(x, y\)'):
+        NcnnDetector(str(other), preprocessor, classes=('x', 'y'))
+    runtime = NcnnDetector(str(folder / 'model.ncnn.param'), preprocessor, num_threads=1)
+    too_big = [torch.zeros(3, SIZE + 32, SIZE, dtype=torch.uint8)]
+    sample = DetDataSample(metainfo=dict(img_shape=(SIZE + 32, SIZE), ori_shape=(SIZE + 32, SIZE),
+                                         scale_factor=(1.0, 1.0)))
+    with pytest.raises(DeployError, match=rf'made a {SIZE + 32}x{SIZE} input, larger than the '
+                       rf'{SIZE}x{SIZE} .* export with --shape {SIZE + 32} {SIZE}'):
+        runtime.test_step(dict(inputs=too_big, data_samples=[sample]))
+
+
+def test_ncnn_tools_on_the_trained_miniature(trained, capsys, monkeypatch):
+    """pytorch2ncnn.py (float32 and --fp16) on the trained miniature, then
+    tools/test.py --backend ncnn (CocoMetric) against the PyTorch checkpoint,
+    and tools/demo.py --backend ncnn."""
+    folder, config, data_root, work_dir, _ = trained
+    monkeypatch.chdir(folder)
+    status, _, err = run_tool_in_process(TOOLS / 'test.py', config, work_dir / 'iter_6.pth',
+                                         '--work-dir', folder / 'ncnn_pt', capsys=capsys)
+    assert status == 0, err[-3000:]
+    pytorch = read_metrics(folder / 'ncnn_pt')
+    for name, extra, tolerance in (('ncnn_fp32', (), 0.002), ('ncnn_fp16', ('--fp16', ), 0.010)):
+        status, out, err = run_tool_in_process(
+            TOOLS / 'deployment' / 'pytorch2ncnn.py', config, work_dir / 'iter_6.pth', '--out',
+            folder / name, *extra, '--verify', data_root / 'val' / '000000.jpg', capsys=capsys)
+        assert status == 0, err[-3000:]
+        assert f'({"fp16" if extra else "fp32"} weights)' in out
+        if not extra:
+            assert 'the same detections' in out, out
+        status, _, err = run_tool_in_process(TOOLS / 'test.py', config, folder / name,
+                                             '--backend', 'ncnn', '--num-threads', '2',
+                                             '--work-dir', folder / f'{name}_eval', capsys=capsys)
+        assert status == 0, err[-3000:]
+        runtime = read_metrics(folder / f'{name}_eval')
+        for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_s'):
+            assert abs(pytorch[key] - runtime[key]) <= tolerance, (name, key, pytorch[key],
+                                                                  runtime[key])
+    status, _, err = run_tool_in_process(
+        TOOLS / 'demo.py', data_root / 'val' / '000001.jpg', config, folder / 'ncnn_fp32',
+        '--backend', 'ncnn', '--out-dir', folder / 'ncnn_demo', '--score-thr', '0',
+        capsys=capsys)
+    assert status == 0, err[-3000:]
+    assert (folder / 'ncnn_demo' / '000001.png').is_file()
+    status, _, err = run_tool_in_process(TOOLS / 'test.py', config, folder / 'missing',
+                                         '--backend', 'ncnn', capsys=capsys)
+    assert status == 2 and 'checkpoint file not found' in err
+    # The weights in half precision: half the file.
+    assert (folder / 'ncnn_fp16' / 'model.ncnn.bin').stat().st_size < \
+        0.55 * (folder / 'ncnn_fp32' / 'model.ncnn.bin').stat().st_size
