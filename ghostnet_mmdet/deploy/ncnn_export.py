@@ -189,7 +189,9 @@ class NetworkForNcnn(nn.Module):
         """The app's post-processing settings: the ONNX file's, with each
         level's number of rows."""
         settings = head_postprocess(self.detector).settings()
-        settings.update(level_counts=list(self.level_counts),
+        # A box coder that does not clip (clip_border=False) is followed.
+        clip = settings['clip'] and getattr(self.head.bbox_coder, 'clip_border', True)
+        settings.update(clip=bool(clip), level_counts=list(self.level_counts),
                         outputs=list(OUTPUT_NAMES[self.family]))
         return settings
 

@@ -30,7 +30,13 @@ fused, onnxruntime, openvino, onnxruntime-int8, openvino-int8, and runtime
 settings to compare: onnxruntime-extended / -basic (graph optimisation
 level), onnxruntime-nolayout (its NCHWc pass off), openvino-throughput
 (hint), openvino-resize (OpenVINO running onnxruntime's export form, whose
-squeeze-excite gates are a Resize instead of a broadcast).
+squeeze-excite gates are a Resize instead of a broadcast); and ncnn,
+ncnn-fp16 (tools/deployment/pytorch2ncnn.py's files, a detector with the
+app's NumPy post-processing after the network; on x86 these are x86
+figures, not a phone's).
+
+    python tools/analysis_tools/benchmark_deploy.py --sizes 320 --only "LiteGFL" \
+        --modes ncnn onnxruntime openvino --ratios ncnn/onnxruntime ncnn/openvino
 """
 import argparse
 import os.path as osp
@@ -76,6 +82,9 @@ DETECTORS = {
     'RetinaNet R-50 (MMDetection), COCO': 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
 }
 MODES = ('eager', 'fused', 'onnxruntime', 'openvino', 'onnxruntime-int8', 'openvino-int8')
+# ncnn (pytorch2ncnn.py's files: float32, or half-precision weights and
+# storage) with the app's NumPy post-processing: not in the default modes.
+NCNN_MODES = ('ncnn', 'ncnn-fp16')
 SETTINGS = ('onnxruntime-extended', 'onnxruntime-basic', 'onnxruntime-nolayout',
             'openvino-throughput', 'openvino-resize')
 
@@ -137,6 +146,39 @@ def runtime_call(mode, path, threads, check_export):
     return lambda x: request.infer(model_feeds(input_names(compiled), x))
 
 
+def ncnn_call(model, part, name, size, threads, folder, fp16=False):
+    """A function of a numpy input that runs the fused model (or its
+    backbone) exported by pytorch2ncnn.py's code in ncnn: a detector with
+    the app's post-processing (NcnnDetector.infer), a backbone to its feature
+    maps."""
+    import ncnn
+    from ghostnet_mmdet.deploy import BackboneForExport, NcnnDetector
+    from ghostnet_mmdet.deploy.ncnn_detector import load_ncnn
+    from ghostnet_mmdet.deploy.ncnn_export import (PARAM_FILE, export_ncnn, export_network_ncnn,
+                                                   layer_counts)
+    path = osp.join(folder, re.sub(r'\W+', '_', f'{name}_{size}_ncnn{"_fp16" if fp16 else ""}'))
+    if part == 'detector':
+        export_ncnn(model, path, (size, size), fp16=fp16)
+    else:
+        export_network_ncnn(BackboneForExport(model.backbone), path, (size, size), fp16=fp16)
+    print(f'  {name}, {size}, ncnn{" fp16" if fp16 else ""}: '
+          f'{sum(layer_counts(osp.join(path, PARAM_FILE)).values())} layers')
+    if part == 'detector':
+        runtime = NcnnDetector(path, dict(type='DetDataPreprocessor'), num_threads=threads)
+        img_shape = [[size, size]]
+        return lambda x: runtime.infer(dict(input=x, img_shape=img_shape))
+    net = load_ncnn(path, threads, fp16=fp16)
+    outputs = len(model.backbone.out_indices)
+
+    def run(x):
+        image = x[0]
+        extractor = net.create_extractor()
+        extractor.input('in0', ncnn.Mat(image))
+        return [extractor.extract(f'out{i}')[1] for i in range(outputs)]
+
+    return run
+
+
 def image_input(model, image, size):
     """``image`` (BGR, as mmcv reads it) resized to ``size`` x ``size`` and
     normalised by the detector's own data preprocessor."""
@@ -167,6 +209,10 @@ def runners(name, config, checkpoint, part, modes, size, threads, folder, block,
     files = {}
     for mode in modes:
         if mode in ('eager', 'fused'):
+            continue
+        if mode in NCNN_MODES:
+            calls[(name, mode)] = ncnn_call(fast, part, name, size, threads, folder,
+                                            fp16=mode == 'ncnn-fp16')
             continue
         # Each runtime runs the file made for it; openvino-resize runs onnxruntime's.
         backend = 'onnxruntime' if mode.startswith('onnxruntime') or mode == 'openvino-resize' \
@@ -204,7 +250,8 @@ def main():
     parser.add_argument('--pause', type=float, default=0.1,
                         help='seconds of idling before each timed call, so that one '
                         'runtime\'s spinning threads do not slow the next (0: none)')
-    parser.add_argument('--modes', nargs='+', choices=MODES + SETTINGS, default=list(MODES))
+    parser.add_argument('--modes', nargs='+', choices=MODES + NCNN_MODES + SETTINGS,
+                        default=list(MODES))
     parser.add_argument('--only', nargs='*', help='names (substrings) of the detectors to time')
     parser.add_argument('--block', type=int, default=8,
                         help='channel block for the layout-break count (8 AVX2, 16 AVX-512)')
