@@ -367,3 +367,14 @@ def norm_stats_from(model, images):
     with torch.no_grad():
         model.extract_feat(inputs)
     model.eval()
+
+
+def random_detections(count, classes, side=200, seed=0):
+    """``count`` random boxes (at least 10 px a side, overlapping often in a
+    ``side`` x ``side`` image), scores and labels of ``classes`` classes."""
+    generator = torch.Generator().manual_seed(seed)
+    corners = torch.rand(count, 2, generator=generator) * side
+    boxes = torch.cat([corners, corners + 10 + torch.rand(count, 2, generator=generator) *
+                       side * 0.3], 1)
+    return (boxes, torch.rand(count, generator=generator),
+            torch.randint(0, classes, (count, ), generator=generator))

@@ -11,7 +11,8 @@ from mmengine.optim import AmpOptimWrapper, OptimWrapper
 
 from mmdet.models.losses.focal_loss import py_sigmoid_focal_loss
 
-from .detection_utils import CONFIGS, REPO, build_detector, run_tool, synthetic_batch, write_tiny_config
+from .detection_utils import (CONFIGS, REPO, build_detector, random_detections, run_tool,
+                              synthetic_batch, write_tiny_config)
 
 CONFIGS = [p for p in CONFIGS if 'baselines' not in p.parts]
 
@@ -26,11 +27,7 @@ def test_mmcv_was_compiled_with_cuda():
 
 def test_nms_and_batched_nms_agree_with_cpu():
     from mmcv.ops import batched_nms, nms
-    generator = torch.Generator().manual_seed(0)
-    xy = torch.rand(500, 2, generator=generator) * 200
-    boxes = torch.cat([xy, xy + 10 + torch.rand(500, 2, generator=generator) * 60], 1)
-    scores = torch.rand(500, generator=generator)
-    labels = torch.randint(0, 5, (500, ), generator=generator)
+    boxes, scores, labels = random_detections(500, 5)
     _, keep_cpu = nms(boxes, scores, 0.5)
     _, keep_gpu = nms(boxes.cuda(), scores.cuda(), 0.5)
     assert torch.equal(keep_cpu, keep_gpu.cpu())

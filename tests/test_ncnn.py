@@ -16,8 +16,8 @@ from ghostnet_mmdet.deploy.app_postprocess import _top, class_nms, nms
 from ghostnet_mmdet.deploy.ncnn_export import layer_counts
 
 from .detection_utils import (REPO, SIZE, build_config_detector, calibrate_heads,
-                              norm_stats_from, padded_batch, read_metrics, run_tool_in_process,
-                              samples_for)
+                              norm_stats_from, padded_batch, random_detections, read_metrics,
+                              run_tool_in_process, samples_for)
 
 pytest.importorskip('ncnn')
 pytest.importorskip('pnnx')
@@ -97,11 +97,7 @@ def test_two_stage_detectors_are_refused_by_name(tmp_path):
 
 def test_app_nms_and_top_k_are_torchvisions_and_torchs():
     from torchvision.ops import batched_nms
-    generator = torch.Generator().manual_seed(0)
-    corners = torch.rand(300, 2, generator=generator) * 100
-    boxes = torch.cat([corners, corners + 5 + torch.rand(300, 2, generator=generator) * 40], 1)
-    scores = torch.rand(300, generator=generator)
-    labels = torch.randint(0, 3, (300, ), generator=generator)
+    boxes, scores, labels = random_detections(300, 3, side=100)
     expected = batched_nms(boxes, scores, labels, 0.5)
     kept = class_nms(boxes.numpy(), scores.numpy(), labels.numpy(), 0.5, 1000)
     assert kept.tolist() == expected.tolist()

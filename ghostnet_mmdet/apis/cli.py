@@ -37,6 +37,22 @@ def add_trust_argument(parser, what: str) -> None:
         'only for a file you trust that the safe loader refuses')
 
 
+def export_parser(description: str, out_help: str):
+    """The arguments every export tool (pytorch2onnx.py, pytorch2ncnn.py,
+    quantize.py) takes: the config, the checkpoint, ``--out``, ``--shape``
+    and ``--trust-checkpoint``; each tool adds its own."""
+    import argparse
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('config', help='detector config file')
+    parser.add_argument('checkpoint', help='trained checkpoint of that detector')
+    parser.add_argument('--out', required=True, help=out_help)
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('HEIGHT', 'WIDTH'),
+                        help='input size (default: the side of the test pipeline\'s Resize, '
+                        'rounded up to the preprocessor\'s pad_size_divisor, square)')
+    add_trust_argument(parser, 'the checkpoint')
+    return parser
+
+
 def load_detector_to_export(config: str, checkpoint: str, trust: bool = False):
     """What the export tools (pytorch2onnx.py, quantize.py) share: both files
     exist, the checkpoint is trusted if the user said so, and the detector
@@ -47,3 +63,38 @@ def load_detector_to_export(config: str, checkpoint: str, trust: bool = False):
     if trust:
         trust_checkpoint(checkpoint)
     return load_detector(config, checkpoint)
+
+
+def verify_on_image(cfg, model, runtime, image: str, name: str, score_atol: float = 1e-5,
+                    box_atol: float = 1e-4) -> None:
+    """``--verify`` of the export tools: PyTorch's ``model`` and a deploy
+    ``runtime`` (a :class:`~ghostnet_mmdet.deploy.RuntimeDetector`) on one
+    image, and one line that says whether their detections are the same
+    (equal labels, scores within ``score_atol``, boxes within ``box_atol``
+    pixels)."""
+    import torch
+    from mmdet.apis import inference_detector
+    from ..deploy import match_detections
+    runtime.cfg = cfg
+    with torch.no_grad():
+        expected = inference_detector(model, image).pred_instances
+        actual = inference_detector(runtime, image).pred_instances
+    mismatch = match_detections(expected, actual, score_atol=score_atol, box_atol=box_atol)
+    print(f'verify {image}: PyTorch {len(expected)} detections, {name} {len(actual)}: '
+          + (f'they differ: {mismatch}' if mismatch else
+             f'the same detections (labels equal, scores within {score_atol:g}, boxes within '
+             f'{box_atol:g} px)'))
+
+
+def detector_to_export(args, fuse: bool = True):
+    """The export tools' detector from their arguments (:func:`export_parser`):
+    loaded with the checkpoint (checked to fit), prepared for export
+    (``fuse``: BatchNorm folded, the backbone deployed). Returns the detector,
+    its config, its classes and the input size (``--shape``, or the test
+    pipeline's)."""
+    from ..deploy import default_input_size, prepare_for_export
+    model = load_detector_to_export(args.config, args.checkpoint, args.trust_checkpoint)
+    cfg = model.cfg
+    input_size = tuple(args.shape) if args.shape else default_input_size(cfg)
+    prepare_for_export(model, fuse=fuse)
+    return model, cfg, model.dataset_meta['classes'], input_size

@@ -24,28 +24,18 @@ image's detections). Run it with
 ``tools/test.py CONFIG model.onnx --backend onnxruntime`` (or ``openvino``)
 or ``tools/demo.py IMAGE CONFIG model.onnx --backend openvino``.
 """
-import argparse
 import os.path as osp
 import sys
 
-import torch
-
 import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
-from ghostnet_mmdet.apis.cli import (add_trust_argument, load_detector_to_export,
-                                     reports_user_errors)
-from ghostnet_mmdet.deploy import (BACKENDS, default_input_size, export_onnx, match_detections,
-                                   prepare_for_export)
+from ghostnet_mmdet.apis.cli import (detector_to_export, export_parser, reports_user_errors,
+                                     verify_on_image)
+from ghostnet_mmdet.deploy import BACKENDS, export_onnx
 from ghostnet_mmdet.deploy.ghostnet_form import DEFAULT_CHANNEL_BLOCK
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('config', help='detector config file')
-    parser.add_argument('checkpoint', help='trained checkpoint of that detector')
-    parser.add_argument('--out', required=True, help='the .onnx file to write')
-    parser.add_argument('--shape', type=int, nargs=2, metavar=('HEIGHT', 'WIDTH'),
-                        help='input size (default: the side of the test pipeline\'s Resize, '
-                        'rounded up to the preprocessor\'s pad_size_divisor, square)')
+    parser = export_parser(__doc__.split('\n\n')[0], 'the .onnx file to write')
     parser.add_argument('--batch', type=int, default=1, help='batch size of the graph (default 1)')
     parser.add_argument('--dynamic-batch', action='store_true',
                         help='any batch size at run time (the spatial size stays fixed)')
@@ -66,33 +56,13 @@ def parse_args(argv=None):
                         help='run this image through PyTorch and the deploy runtimes and compare')
     parser.add_argument('--verify-backends', nargs='+', choices=list(BACKENDS),
                         default=list(BACKENDS), help='the runtimes --verify runs (default: all)')
-    add_trust_argument(parser, 'the checkpoint')
     return parser.parse_args(argv)
-
-
-def verify(cfg, model, onnx_file, image, backends):
-    """PyTorch and each deploy runtime on one image: the detections, side by side."""
-    from mmdet.apis import inference_detector
-    with torch.no_grad():
-        expected = inference_detector(model, image).pred_instances
-    for backend in backends:
-        runtime = BACKENDS[backend](onnx_file, cfg.model.data_preprocessor)
-        runtime.cfg = cfg
-        with torch.no_grad():
-            actual = inference_detector(runtime, image).pred_instances
-        mismatch = match_detections(expected, actual)
-        print(f'verify {image}: PyTorch {len(expected)} detections, {backend} {len(actual)}: '
-              + (f'they differ: {mismatch}' if mismatch else
-                 'the same detections (labels equal, scores within 1e-5, boxes within 1e-4 px)'))
 
 
 @reports_user_errors
 def main(argv=None):
     args = parse_args(argv)
-    model = load_detector_to_export(args.config, args.checkpoint, args.trust_checkpoint)
-    cfg, classes = model.cfg, model.dataset_meta['classes']
-    input_size = tuple(args.shape) if args.shape else default_input_size(cfg)
-    prepare_for_export(model, fuse=args.fuse)
+    model, cfg, classes, input_size = detector_to_export(args, fuse=args.fuse)
     info = export_onnx(model, args.out, input_size, batch_size=args.batch,
                        dynamic_batch=args.dynamic_batch, opset=args.opset,
                        max_per_img=args.max_per_img, classes=classes,
@@ -102,8 +72,9 @@ def main(argv=None):
           f'{" (dynamic batch)" if args.dynamic_batch else ""}, outputs dets and labels, '
           f'{len(info["classes"])} classes, post-processing {info["postprocess"]}; '
           'onnx.checker passed')
-    if args.verify:
-        verify(cfg, model, args.out, args.verify, args.verify_backends)
+    for backend in args.verify_backends if args.verify else ():
+        verify_on_image(cfg, model, BACKENDS[backend](args.out, cfg.model.data_preprocessor),
+                        args.verify, backend)
     return 0
 
 

@@ -17,7 +17,6 @@ INT8 speed depends on the processor: with AVX-512 VNNI (or AVX-VNNI) an
 INT8 multiply-add is one instruction; on AVX2 alone it takes three, and the
 gain over float32 is smaller (``lscpu | grep -o 'avx512_vnni\\|avx_vnni'``).
 """
-import argparse
 import os
 import os.path as osp
 import sys
@@ -25,9 +24,9 @@ import tempfile
 import time
 
 import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
-from ghostnet_mmdet.apis.cli import (add_trust_argument, load_detector_to_export,
+from ghostnet_mmdet.apis.cli import (detector_to_export, export_parser,
                                      reports_user_errors)
-from ghostnet_mmdet.deploy import default_input_size, export_onnx, prepare_for_export
+from ghostnet_mmdet.deploy import export_onnx
 from ghostnet_mmdet.deploy.ghostnet_form import to_export_form
 from ghostnet_mmdet.deploy.quantize import (DEFAULT_KEEP_FP32, ENGINES, KEEP_FP32_KINDS,
                                             calibration_inputs, conv_kinds, int8_speed_ratio,
@@ -35,10 +34,7 @@ from ghostnet_mmdet.deploy.quantize import (DEFAULT_KEEP_FP32, ENGINES, KEEP_FP3
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('config', help='detector config file')
-    parser.add_argument('checkpoint', help='trained checkpoint of that detector')
-    parser.add_argument('--out', required=True, help='the INT8 .onnx file to write')
+    parser = export_parser(__doc__.split('\n\n')[0], 'the INT8 .onnx file to write')
     parser.add_argument('--calib-images', type=int, default=300,
                         help='training images to calibrate on (default 300)')
     parser.add_argument('--keep-fp32', nargs='*', choices=KEEP_FP32_KINDS,
@@ -55,8 +51,6 @@ def parse_args(argv=None):
     parser.add_argument('--reduce-range', action='store_true',
                         help='7-bit weights: avoids int16 saturation of the AVX2 (non-VNNI) '
                         'INT8 kernels of onnxruntime, at some accuracy')
-    parser.add_argument('--shape', type=int, nargs=2, metavar=('HEIGHT', 'WIDTH'),
-                        help="input size (default: the test pipeline's, as pytorch2onnx.py)")
     parser.add_argument('--fp32-out', help='also keep the float32 deploy-form file here')
     parser.add_argument('--seed', type=int, default=0, help='seed of the calibration draw')
     parser.add_argument('--max-ratio', type=float, default=1.0,
@@ -65,7 +59,6 @@ def parse_args(argv=None):
                         'fraction of float32\'s time (default 1.0: never slower)')
     parser.add_argument('--no-speed-check', action='store_true',
                         help='write the INT8 file without timing it against float32')
-    add_trust_argument(parser, 'the checkpoint')
     return parser.parse_args(argv)
 
 
@@ -76,10 +69,7 @@ def main(argv=None):
         print(f'error: --calib-images must be at least 1, got {args.calib_images}',
               file=sys.stderr)
         return 2
-    model = load_detector_to_export(args.config, args.checkpoint, args.trust_checkpoint)
-    cfg, classes = model.cfg, model.dataset_meta['classes']
-    input_size = tuple(args.shape) if args.shape else default_input_size(cfg)
-    prepare_for_export(model, fuse=True)
+    model, cfg, classes, input_size = detector_to_export(args, fuse=True)
     form = to_export_form(model, args.backend)
     kinds = conv_kinds(form)
     with tempfile.TemporaryDirectory() as folder:
