@@ -20,7 +20,15 @@ it (and as the ONNX graph does it, :mod:`ghostnet_mmdet.deploy.postprocess`):
 
 Then, for every family: boxes no wider and taller than ``min_bbox_size``
 dropped, greedy NMS per class at ``iou_threshold``, and the
-``max_per_img`` best. Boxes stay in network-input pixels: dividing by the
+``max_per_img`` best.
+
+``two_stage`` (Faster R-CNN) runs a second network in between
+(:func:`two_stage_postprocess`): the RPN's proposals (per level the
+``rpn_nms_pre`` best, clipped, NMS per level, the ``rpn_max_per_img``
+best), RoIAlign of each proposal on the feature map its scale maps to
+(:func:`roi_align`, mmcv's), the RoI head network, then class-specific
+boxes decoded from the proposals and clipped, ``score_thr``, NMS per
+class. Boxes stay in network-input pixels: dividing by the
 resize factor is the caller's (as in MMDetection).
 
 The network's outputs (``boxes [P, 4]`` x1 y1 x2 y2, ``scores [P, C]``,
@@ -32,7 +40,7 @@ from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
-APP_FAMILIES = ('dense', 'gfl', 'yolox', 'yolov3')
+APP_FAMILIES = ('dense', 'gfl', 'yolox', 'yolov3', 'two_stage')
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
@@ -119,6 +127,8 @@ def candidates(outputs: Dict[str, np.ndarray], settings: Dict,
         index = index[masked[index] >= 0]
         rows = index // classes
         return boxes[rows], masked[index] * objectness[rows], index % classes
+    if family == 'two_stage':
+        raise ValueError('two-stage detectors run a second network: use two_stage_postprocess')
     raise ValueError(f'post-processing family must be one of {APP_FAMILIES}, got {family!r}')
 
 
@@ -143,6 +153,149 @@ def postprocess(outputs: Dict[str, np.ndarray], settings: Dict, img_shape: Seque
     if min_size is not None and min_size >= 0:
         large = (boxes[:, 2] - boxes[:, 0] > min_size) & (boxes[:, 3] - boxes[:, 1] > min_size)
         boxes, scores, labels = boxes[large], scores[large], labels[large]
+    keep = class_nms(boxes, scores, labels, settings['iou_threshold'], settings['max_per_img'])
+    dets = np.concatenate([boxes[keep], scores[keep, None]], axis=1).astype(np.float32)
+    return dets, labels[keep].astype(np.int64)
+
+
+def delta2bbox(rois: np.ndarray, deltas: np.ndarray, means: Sequence[float],
+               stds: Sequence[float], wh_ratio_clip: float = 16 / 1000) -> np.ndarray:
+    """MMDetection's ``DeltaXYWHBBoxCoder.decode``: ``deltas [R, 4]`` from
+    ``rois [R, 4]`` (x1 y1 x2 y2) to boxes."""
+    deltas = deltas * np.asarray(stds, np.float32) + np.asarray(means, np.float32)
+    centre = (rois[:, :2] + rois[:, 2:]) * 0.5
+    size = rois[:, 2:] - rois[:, :2]
+    limit = abs(np.log(wh_ratio_clip))
+    centre = centre + deltas[:, :2] * size
+    half = size * np.exp(np.clip(deltas[:, 2:], -limit, limit)) * 0.5
+    return np.concatenate([centre - half, centre + half], axis=1).astype(np.float32)
+
+
+def _sample_weights(coords: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear weights ``[len(coords), size]`` of mmcv's RoIAlign sampling
+    points along one axis (zero outside ``[-1, size]``, clamped at the
+    edges)."""
+    weights = np.zeros((len(coords), size), np.float32)
+    inside = (coords >= -1.0) & (coords <= size)
+    coords = np.maximum(coords, 0.0)
+    low = coords.astype(np.int64)
+    last = low >= size - 1
+    low = np.where(last, size - 1, low)
+    high = np.where(last, size - 1, low + 1)
+    coords = np.where(last, low, coords)
+    frac = coords - low
+    rows = np.flatnonzero(inside)
+    np.add.at(weights, (rows, low[rows]), (1.0 - frac[rows]).astype(np.float32))
+    np.add.at(weights, (rows, high[rows]), frac[rows].astype(np.float32))
+    return weights
+
+
+def roi_align(feature: np.ndarray, rois: np.ndarray, spatial_scale: float,
+              output_size: Sequence[int], sampling_ratio: int = 0,
+              aligned: bool = True) -> np.ndarray:
+    """mmcv's ``RoIAlign`` (average pooling) of ``rois [R, 4]`` (input
+    pixels) on one feature map ``[C, H, W]``: ``[R, C, h, w]``. Each output
+    cell averages bilinear samples on a grid of ``sampling_ratio`` (0: as
+    many as the cell is wide and tall, rounded up) points per axis."""
+    channels, height, width = feature.shape
+    out_h, out_w = output_size
+    pooled = np.zeros((len(rois), channels, out_h, out_w), np.float32)
+    offset = 0.5 if aligned else 0.0
+    for index, roi in enumerate(rois.astype(np.float32)):
+        x1, y1, x2, y2 = roi * np.float32(spatial_scale) - np.float32(offset)
+        roi_w, roi_h = x2 - x1, y2 - y1
+        if not aligned:
+            roi_w, roi_h = max(roi_w, 1.0), max(roi_h, 1.0)
+        bin_h, bin_w = roi_h / out_h, roi_w / out_w
+        grid_h = sampling_ratio if sampling_ratio > 0 else int(np.ceil(roi_h / out_h))
+        grid_w = sampling_ratio if sampling_ratio > 0 else int(np.ceil(roi_w / out_w))
+        if grid_h <= 0 or grid_w <= 0:
+            continue
+        ys = y1 + (np.arange(out_h, dtype=np.float32)[:, None] * bin_h +
+                   (np.arange(grid_h, dtype=np.float32)[None] + 0.5) * bin_h / grid_h)
+        xs = x1 + (np.arange(out_w, dtype=np.float32)[:, None] * bin_w +
+                   (np.arange(grid_w, dtype=np.float32)[None] + 0.5) * bin_w / grid_w)
+        weight_y = _sample_weights(ys.reshape(-1), height).reshape(out_h, grid_h, height)
+        weight_x = _sample_weights(xs.reshape(-1), width).reshape(out_w, grid_w, width)
+        # Separable: the samples' sum per cell is (sum of y weights) F (sum
+        # of x weights).
+        pooled[index] = np.einsum('ph,chw,qw->cpq', weight_y.sum(1), feature,
+                                  weight_x.sum(1), optimize=True) / (grid_h * grid_w)
+    return pooled
+
+
+def rpn_proposals(outputs: Dict[str, np.ndarray], settings: Dict,
+                  img_shape: Sequence[float]) -> np.ndarray:
+    """``RPNHead.predict``: per level the ``rpn_nms_pre`` best scores, their
+    boxes clipped to the image, those wider and taller than
+    ``rpn_min_bbox_size``, NMS per level, the ``rpn_max_per_img`` best:
+    proposals ``[P, 4]``."""
+    boxes = np.asarray(outputs['boxes'], dtype=np.float32).reshape(-1, 4)
+    scores = np.asarray(outputs['scores'], dtype=np.float32).reshape(-1)
+    picked, levels, offset = [], [], 0
+    for level, count in enumerate(settings['level_counts']):
+        index = _top(scores[offset:offset + count], settings['rpn_nms_pre']) + offset
+        picked.append(index)
+        levels.append(np.full(len(index), level))
+        offset += count
+    index, levels = np.concatenate(picked), np.concatenate(levels)
+    chosen = _clip(boxes[index], img_shape)
+    min_size = settings.get('rpn_min_bbox_size', -1)
+    if min_size is not None and min_size >= 0:
+        large = (chosen[:, 2] - chosen[:, 0] > min_size) & (chosen[:, 3] - chosen[:, 1] > min_size)
+        chosen, index, levels = chosen[large], index[large], levels[large]
+    keep = class_nms(chosen, scores[index], levels, settings['rpn_iou_threshold'],
+                     settings['rpn_max_per_img'])
+    return chosen[keep]
+
+
+def roi_features(features: Sequence[np.ndarray], rois: np.ndarray, settings: Dict) -> np.ndarray:
+    """``SingleRoIExtractor``: each RoI pooled from the level its scale
+    maps to (``floor(log2(sqrt(w * h) / finest_scale))``, clamped):
+    ``[R, C, h, w]``."""
+    scale = np.sqrt((rois[:, 2] - rois[:, 0]) * (rois[:, 3] - rois[:, 1]))
+    levels = np.floor(np.log2(scale / settings['finest_scale'] + 1e-6))
+    levels = np.clip(levels, 0, len(features) - 1).astype(np.int64)
+    channels = features[0].shape[0]
+    pooled = np.zeros((len(rois), channels, *settings['roi_output_size']), np.float32)
+    for level, (feature, stride) in enumerate(zip(features, settings['roi_strides'])):
+        index = np.flatnonzero(levels == level)
+        if len(index):
+            pooled[index] = roi_align(feature, rois[index], 1.0 / stride,
+                                      settings['roi_output_size'],
+                                      settings['roi_sampling_ratio'], settings['roi_aligned'])
+    return pooled
+
+
+def two_stage_postprocess(outputs: Dict[str, np.ndarray], settings: Dict,
+                          img_shape: Sequence[float], roi_head) -> Tuple[np.ndarray, np.ndarray]:
+    """One image's detections of a two-stage detector: the RPN's proposals
+    from the first network's ``outputs`` (``boxes``, ``scores`` and the
+    feature maps ``feature0``...), their RoIAlign features, ``roi_head``
+    (a function of ``[R, C * h * w]`` features that runs the second network:
+    class probabilities ``[R, classes + 1]`` and box deltas), then
+    class-specific boxes, ``score_thr``, NMS per class and the
+    ``max_per_img`` best, as ``postprocess`` returns them."""
+    proposals = rpn_proposals(outputs, settings, img_shape)
+    if len(proposals) == 0:
+        return np.zeros((0, 5), np.float32), np.zeros(0, np.int64)
+    features = [np.asarray(outputs[f'feature{i}'], dtype=np.float32)
+                for i in range(len(settings['roi_strides']))]
+    pooled = roi_features(features, proposals, settings)
+    probabilities, deltas = roi_head(pooled.reshape(len(proposals), -1))
+    probabilities = np.asarray(probabilities, np.float32).reshape(len(proposals), -1)
+    classes = probabilities.shape[1] - 1
+    per_box = 1 if settings['reg_class_agnostic'] else classes
+    deltas = np.asarray(deltas, np.float32).reshape(len(proposals) * per_box, 4)
+    boxes = delta2bbox(np.repeat(proposals, per_box, axis=0), deltas, settings['rcnn_means'],
+                       settings['rcnn_stds']).reshape(len(proposals), per_box, 4)
+    if settings.get('rcnn_clip', True):
+        boxes = _clip(boxes.reshape(-1, 4), img_shape).reshape(len(proposals), per_box, 4)
+    boxes = np.broadcast_to(boxes, (len(proposals), classes, 4)).reshape(-1, 4)
+    scores = probabilities[:, :classes].reshape(-1)
+    labels = np.tile(np.arange(classes), len(proposals))
+    valid = np.flatnonzero(scores > settings['score_thr'])
+    boxes, scores, labels = boxes[valid], scores[valid], labels[valid]
     keep = class_nms(boxes, scores, labels, settings['iou_threshold'], settings['max_per_img'])
     dets = np.concatenate([boxes[keep], scores[keep, None]], axis=1).astype(np.float32)
     return dets, labels[keep].astype(np.int64)

@@ -11,8 +11,8 @@ import numpy as np
 
 from mmdet.registry import MODELS
 
-from .app_postprocess import APP_FAMILIES, postprocess
-from .ncnn_export import BIN_FILE, META_FILE, PARAM_FILE
+from .app_postprocess import APP_FAMILIES, postprocess, two_stage_postprocess
+from .ncnn_export import BIN_FILE, META_FILE, PARAM_FILE, ROI_BIN_FILE, ROI_PARAM_FILE
 from .runtime_detector import INPUT_NAMES, DeployError, RuntimeDetector, first_line
 
 FORMAT = 'ghostnet_mmdet-ncnn'
@@ -50,10 +50,11 @@ def read_ncnn_metadata(folder: str) -> Dict:
     return meta
 
 
-def load_ncnn(folder: str, num_threads: Optional[int] = None, fp16: bool = False):
-    """An ``ncnn.Net`` for the export folder, float32 storage and arithmetic
-    unless ``fp16`` (half-precision storage, and arithmetic where the CPU
-    has it: ARMv8.2; x86 computes in float32)."""
+def load_ncnn(folder: str, num_threads: Optional[int] = None, fp16: bool = False,
+              files: Tuple[str, str] = (PARAM_FILE, BIN_FILE)):
+    """An ``ncnn.Net`` for the export folder's network ``files``, float32
+    storage and arithmetic unless ``fp16`` (half-precision storage, and
+    arithmetic where the CPU has it: ARMv8.2; x86 computes in float32)."""
     import ncnn
     net = ncnn.Net()
     opt = net.opt
@@ -62,7 +63,7 @@ def load_ncnn(folder: str, num_threads: Optional[int] = None, fp16: bool = False
     opt.use_vulkan_compute = False
     if num_threads:
         opt.num_threads = int(num_threads)
-    param, weights = osp.join(folder, PARAM_FILE), osp.join(folder, BIN_FILE)
+    param, weights = osp.join(folder, files[0]), osp.join(folder, files[1])
     if net.load_param(param) != 0:
         raise DeployError(f'{param} is not an ncnn .param file ncnn can load')
     if net.load_model(weights) != 0:
@@ -83,8 +84,17 @@ class NcnnDetector(RuntimeDetector):
     def _load(self, path: str, num_threads: Optional[int]) -> Tuple[Dict, List[str]]:
         self.folder = ncnn_folder(path)
         meta = read_ncnn_metadata(self.folder)
-        self.net = load_ncnn(self.folder, num_threads, fp16=meta.get('weights') == 'fp16')
+        fp16 = meta.get('weights') == 'fp16'
+        self.net = load_ncnn(self.folder, num_threads, fp16=fp16)
         self.outputs = meta['outputs']
+        self.roi_net = None
+        if meta['postprocess']['family'] == 'two_stage':
+            for name in (ROI_PARAM_FILE, ROI_BIN_FILE):
+                if not osp.isfile(osp.join(self.folder, name)):
+                    raise DeployError(f'{path} is a two-stage export without its RoI head: '
+                                      f'{osp.join(self.folder, name)} is missing')
+            self.roi_net = load_ncnn(self.folder, num_threads, fp16=fp16,
+                                     files=(ROI_PARAM_FILE, ROI_BIN_FILE))
         # The network takes the image alone; the app's post-processing
         # takes each image's size.
         return meta, list(INPUT_NAMES)
@@ -105,12 +115,34 @@ class NcnnDetector(RuntimeDetector):
             outputs[name] = np.array(mat, copy=True)
         return outputs
 
+    def run_roi_head(self, features: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """A two-stage detector's RoI head network on ``[R, C * h * w]``
+        pooled features: class probabilities and box deltas."""
+        import ncnn
+        features = np.ascontiguousarray(features, dtype=np.float32)
+        extractor = self.roi_net.create_extractor()
+        extractor.input(self.meta['roi_head']['input'], ncnn.Mat(features))
+        outputs = []
+        for blob in ('out0', 'out1'):
+            status, mat = extractor.extract(blob)
+            if status != 0:
+                raise DeployError(f'ncnn could not compute {blob} of the RoI head of '
+                                  f'{self.folder}')
+            outputs.append(np.array(mat, copy=True))
+        return outputs[0], outputs[1]
+
+    def _postprocess(self, outputs, img_shape):
+        settings = self.meta['postprocess']
+        if self.roi_net is not None:
+            return two_stage_postprocess(outputs, settings, img_shape, self.run_roi_head)
+        return postprocess(outputs, settings, img_shape)
+
     def infer(self, feeds: Dict[str, np.ndarray]):
         settings = self.meta['postprocess']
         width = settings['max_per_img']
         all_dets, all_labels = [], []
         for image, img_shape in zip(feeds['input'], feeds['img_shape']):
-            dets, labels = postprocess(self.run_network(image), settings, img_shape)
+            dets, labels = self._postprocess(self.run_network(image), img_shape)
             padded = np.zeros((width, 5), np.float32)
             padded_labels = np.full(width, -1, np.int64)
             padded[:len(dets)], padded_labels[:len(labels)] = dets, labels

@@ -11,7 +11,11 @@ exported network (:class:`NetworkForNcnn`) takes the normalised image
 - ``out2``: ``objectness [P, 1]`` (YOLOX and YOLOv3 heads only),
 
 for every prior ``P`` of every level in order (the priors are constants of
-the file). :mod:`ghostnet_mmdet.deploy.app_postprocess` does the rest
+the file). A two-stage detector (Faster R-CNN) gives its RPN's boxes and
+scores and then the feature maps that RoIAlign pools from (``out2``...);
+its RoI head is a second network (``roi_head.ncnn.param``/``.bin``:
+flattened RoI features in, class probabilities and box deltas out), which
+the app runs on the proposals' RoIAlign features. :mod:`ghostnet_mmdet.deploy.app_postprocess` does the rest
 (per-level top-k, thresholds, clipping, NMS per class), as an app would;
 its settings travel in ``meta.json`` beside the ncnn files.
 
@@ -43,7 +47,13 @@ INPUT_BLOB = 'in0'
 # The outputs, in pnnx's blob names, per family.
 OUTPUT_NAMES = {'dense': ('boxes', 'scores'), 'gfl': ('boxes', 'scores'),
                 'yolox': ('boxes', 'scores', 'objectness'),
-                'yolov3': ('boxes', 'scores', 'objectness')}
+                'yolov3': ('boxes', 'scores', 'objectness'),
+                # The RPN's boxes and scores, then the feature maps RoIAlign
+                # pools from (feature0, feature1 ...).
+                'two_stage': ('boxes', 'scores')}
+# Two-stage detectors: the RoI head as a second network, pooled features in
+# (``in0``, 1 x R x C*h*w), class probabilities and box deltas out.
+ROI_PARAM_FILE, ROI_BIN_FILE = 'roi_head.ncnn.param', 'roi_head.ncnn.bin'
 PRECISIONS = ('fp32', 'fp16')
 WH_RATIO_CLIP = 16 / 1000
 
@@ -85,12 +95,11 @@ class NetworkForNcnn(nn.Module):
     def __init__(self, detector: nn.Module, input_size: Tuple[int, int]) -> None:
         super().__init__()
         self.detector = detector
-        family = head_postprocess(detector).family  # refuses unsupported heads
+        self.postprocess = head_postprocess(detector)  # refuses unsupported heads
+        family = self.postprocess.family
         if family not in OUTPUT_NAMES:
-            raise ExportError(f'ncnn export supports the head families {tuple(OUTPUT_NAMES)} '
-                              f'(RetinaNet, SSDLite, RTMDet, LiteGFL/GFL, YOLOX, YOLOv3), not '
-                              f'{family!r}: two-stage detectors need RoIAlign between two '
-                              'networks, which this export does not build')
+            raise ExportError(f'ncnn export supports the head families {tuple(OUTPUT_NAMES)}, '
+                              f'not {family!r}')
         self.family = family
         self.input_size = tuple(input_size)
         head = self.head
@@ -99,7 +108,7 @@ class NetworkForNcnn(nn.Module):
             outputs = head(features)
         sizes = [tuple(level.shape[-2:]) for level in outputs[0]]
         device = outputs[0][0].device
-        if family == 'dense':
+        if family in ('dense', 'two_stage'):
             coder = type(head.bbox_coder).__name__
             if coder not in ('DeltaXYWHBBoxCoder', 'DistancePointBBoxCoder'):
                 raise ExportError(f'ncnn export of {type(head).__name__} supports the box coders '
@@ -140,13 +149,16 @@ class NetworkForNcnn(nn.Module):
     @property
     def head(self) -> nn.Module:
         # Not a second attribute: pnnx needs every module under one name.
+        # Two-stage detectors: the RPN's head makes the network's boxes.
+        if self.family == 'two_stage':
+            return self.detector.rpn_head
         return self.detector.bbox_head
 
     def forward(self, inputs: Tensor) -> Tuple[Tensor, ...]:
         _reset_calls(self)
         features = self.detector.extract_feat(inputs)
         head = self.head
-        if self.family == 'dense':
+        if self.family in ('dense', 'two_stage'):
             cls_scores, bbox_preds = head(features)
             scores = torch.cat([_rows(s, head.cls_out_channels) for s in cls_scores], dim=1)
             # Softmax heads (SSD) put the background last and drop it.
@@ -158,6 +170,9 @@ class NetworkForNcnn(nn.Module):
             else:  # DistancePointBBoxCoder: distances from the point
                 points = self.priors[..., :2]
                 boxes = torch.cat([points - deltas[..., :2], points + deltas[..., 2:]], dim=-1)
+            if self.family == 'two_stage':
+                extractor = self.detector.roi_head.bbox_roi_extractor
+                return (boxes, scores, *features[:extractor.num_inputs])
             return boxes, scores
         if self.family == 'gfl':
             cls_scores, bbox_preds = head(features)
@@ -188,12 +203,63 @@ class NetworkForNcnn(nn.Module):
     def settings(self) -> dict:
         """The app's post-processing settings: the ONNX file's, with each
         level's number of rows."""
-        settings = head_postprocess(self.detector).settings()
+        settings = self.postprocess.settings()
         # A box coder that does not clip (clip_border=False) is followed.
         clip = settings['clip'] and getattr(self.head.bbox_coder, 'clip_border', True)
         settings.update(clip=bool(clip), level_counts=list(self.level_counts),
-                        outputs=list(OUTPUT_NAMES[self.family]))
+                        outputs=list(self.output_names()))
+        if self.family == 'two_stage':
+            roi_head = self.detector.roi_head
+            extractor, bbox_head = roi_head.bbox_roi_extractor, roi_head.bbox_head
+            layer = extractor.roi_layers[0]
+            settings.update(
+                roi_strides=[int(stride) for stride in extractor.featmap_strides],
+                finest_scale=float(extractor.finest_scale),
+                roi_output_size=[int(side) for side in layer.output_size],
+                roi_sampling_ratio=int(layer.sampling_ratio), roi_aligned=bool(layer.aligned),
+                rcnn_means=[float(v) for v in bbox_head.bbox_coder.means],
+                rcnn_stds=[float(v) for v in bbox_head.bbox_coder.stds],
+                rcnn_clip=bool(getattr(bbox_head.bbox_coder, 'clip_border', True)),
+                reg_class_agnostic=bool(bbox_head.reg_class_agnostic))
         return settings
+
+    def output_names(self) -> Tuple[str, ...]:
+        names = OUTPUT_NAMES[self.family]
+        if self.family == 'two_stage':
+            count = self.detector.roi_head.bbox_roi_extractor.num_inputs
+            names = names + tuple(f'feature{i}' for i in range(count))
+        return names
+
+
+class RoIHeadForNcnn(nn.Module):
+    """A two-stage detector's box head (MMDetection's ``ConvFCBBoxHead``
+    with fully connected layers alone, e.g. ``Shared2FCBBoxHead``) as ncnn
+    runs it: the RoIs' pooled features, flattened (``[1, R, C * h * w]``),
+    in; class probabilities (softmax, the background last) and box deltas
+    out. ``R`` may be any number at run time."""
+
+    def __init__(self, roi_head: nn.Module) -> None:
+        super().__init__()
+        head = roi_head.bbox_head
+        convs = [getattr(head, f'num_{part}_convs', 0) for part in ('shared', 'cls', 'reg')]
+        if not hasattr(head, 'shared_fcs') or any(convs):
+            raise ExportError(f'ncnn export of two-stage detectors supports box heads of fully '
+                              f'connected layers (Shared2FCBBoxHead), not {type(head).__name__}')
+        if roi_head.with_shared_head:
+            raise ExportError('ncnn export of two-stage detectors does not support a shared '
+                              'RoI head (ResNet C4)')
+        self.bbox_head = head
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        head = self.bbox_head
+        for fc in head.shared_fcs:
+            x = head.relu(fc(x))
+        x_cls, x_reg = x, x
+        for fc in head.cls_fcs:
+            x_cls = head.relu(fc(x_cls))
+        for fc in head.reg_fcs:
+            x_reg = head.relu(fc(x_reg))
+        return head.fc_cls(x_cls).softmax(-1), head.fc_reg(x_reg)
 
 
 class PerCall(nn.Module):
@@ -248,12 +314,14 @@ def ncnn_form(detector: nn.Module) -> nn.Module:
     return copy.deepcopy(detector)
 
 
-def _run_pnnx(traced_file: str, input_size: Tuple[int, int], work_dir: str,
+def _run_pnnx(traced_file: str, shape: Tuple[int, ...], work_dir: str,
               fp16: bool) -> Tuple[str, str]:
-    """pnnx on a TorchScript file: the ncnn ``.param`` and ``.bin`` paths."""
+    """pnnx on a TorchScript file (one input of ``shape``): the ncnn
+    ``.param`` and ``.bin`` paths."""
     import pnnx
     param, weights = osp.join(work_dir, PARAM_FILE), osp.join(work_dir, BIN_FILE)
-    command = [pnnx.EXEC_PATH, traced_file, f'inputshape=[1,3,{input_size[0]},{input_size[1]}]f32',
+    command = [pnnx.EXEC_PATH, traced_file,
+               f'inputshape=[{",".join(str(side) for side in shape)}]f32',
                'device=cpu', f'fp16={int(fp16)}', f'ncnnparam={param}', f'ncnnbin={weights}',
                *(f'{key}={osp.join(work_dir, name)}' for key, name in (
                    ('pnnxparam', 'model.pnnx.param'), ('pnnxbin', 'model.pnnx.bin'),
@@ -280,11 +348,13 @@ def layer_counts(param_file: str) -> Dict[str, int]:
     return counts
 
 
-def export_network_ncnn(network: nn.Module, out_dir: str, input_size: Tuple[int, int],
-                        fp16: bool = False) -> Tuple[str, str]:
-    """Trace ``network`` (image in, tensors out) and convert it with pnnx
-    into ``out_dir/model.ncnn.param`` and ``.bin``, float32 weights unless
-    ``fp16``. Returns both paths."""
+def export_network_ncnn(network: nn.Module, out_dir: str, input_size: Tuple[int, ...],
+                        fp16: bool = False,
+                        files: Tuple[str, str] = (PARAM_FILE, BIN_FILE)) -> Tuple[str, str]:
+    """Trace ``network`` (an image of ``input_size`` (height, width) in, or
+    a tensor of the full shape ``input_size``; tensors out) and convert it
+    with pnnx into ``out_dir/files`` (``model.ncnn.param`` and ``.bin``),
+    float32 weights unless ``fp16``. Returns both paths."""
     try:
         import pnnx  # noqa: F401  (its converter binary)
     except ImportError:
@@ -292,14 +362,15 @@ def export_network_ncnn(network: nn.Module, out_dir: str, input_size: Tuple[int,
                           '(tools/setup_env.sh installs it)') from None
     os.makedirs(out_dir, exist_ok=True)
     network = network.eval()
-    dummy = torch.rand(1, 3, *input_size)
+    shape = tuple(input_size) if len(input_size) > 2 else (1, 3, *input_size)
+    dummy = torch.rand(*shape)
     with tempfile.TemporaryDirectory() as work_dir, torch.no_grad():
         traced_file = osp.join(work_dir, 'model.pt')
         torch.jit.trace(network, dummy, check_trace=False).save(traced_file)
-        param, weights = _run_pnnx(traced_file, input_size, work_dir, fp16)
-        shutil.copy(param, osp.join(out_dir, PARAM_FILE))
-        shutil.copy(weights, osp.join(out_dir, BIN_FILE))
-    return osp.join(out_dir, PARAM_FILE), osp.join(out_dir, BIN_FILE)
+        param, weights = _run_pnnx(traced_file, shape, work_dir, fp16)
+        shutil.copy(param, osp.join(out_dir, files[0]))
+        shutil.copy(weights, osp.join(out_dir, files[1]))
+    return osp.join(out_dir, files[0]), osp.join(out_dir, files[1])
 
 
 def preprocessing(data_preprocessor) -> dict:
@@ -330,12 +401,24 @@ def export_ncnn(detector: nn.Module, out_dir: str, input_size: Tuple[int, int],
     network = NetworkForNcnn(ncnn_form(detector), input_size)
     unshare_calls(network, torch.zeros(1, 3, *input_size))
     param, _ = export_network_ncnn(network, out_dir, input_size, fp16=fp16)
+    layers = layer_counts(param)
+    extra = {}
+    if network.family == 'two_stage':
+        roi_head = network.detector.roi_head
+        extractor = roi_head.bbox_roi_extractor
+        height, width = extractor.roi_layers[0].output_size
+        shape = (1, 64, extractor.out_channels * height * width)
+        roi_param, _ = export_network_ncnn(RoIHeadForNcnn(roi_head), out_dir, shape, fp16=fp16,
+                                           files=(ROI_PARAM_FILE, ROI_BIN_FILE))
+        extra = dict(roi_head=dict(param=ROI_PARAM_FILE, bin=ROI_BIN_FILE, input=INPUT_BLOB,
+                                   outputs=dict(scores='out0', deltas='out1'),
+                                   layers=layer_counts(roi_param)))
     info = dict(format='ghostnet_mmdet-ncnn', classes=list(classes or []),
                 input_size=list(input_size), input=INPUT_BLOB,
-                outputs={name: f'out{i}' for i, name in enumerate(OUTPUT_NAMES[network.family])},
+                outputs={name: f'out{i}' for i, name in enumerate(network.output_names())},
                 postprocess=network.settings(), preprocessing=preprocessing(data_preprocessor),
                 weights='fp16' if fp16 else 'fp32', backend='ncnn',
-                layers=layer_counts(param), **(metadata or {}))
+                layers=layers, **extra, **(metadata or {}))
     with open(osp.join(out_dir, META_FILE), 'w') as f:
         json.dump(info, f, indent=1)
     return info

@@ -15,9 +15,10 @@ does it (docs/en/mobile.md). ``--fp16`` stores the weights in half
 precision (ncnn's storage on phones).
 
 Run it with ``tools/test.py CONFIG DIR --backend ncnn`` or
-``tools/demo.py IMAGE CONFIG DIR --backend ncnn``. Every single-stage
-detector config exports (RetinaNet, SSDLite, RTMDet, LiteGFL, YOLOX,
-YOLOv3); two-stage detectors (Faster R-CNN) do not.
+``tools/demo.py IMAGE CONFIG DIR --backend ncnn``. Every detector config
+exports (RetinaNet, SSDLite, RTMDet, LiteGFL, YOLOX, YOLOv3, and Faster
+R-CNN as two networks, ``roi_head.ncnn.*`` the second, with RoIAlign in the
+app between them).
 """
 import os.path as osp
 import sys
