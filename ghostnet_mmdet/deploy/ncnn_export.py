@@ -15,15 +15,18 @@ the file). A two-stage detector (Faster R-CNN) gives its RPN's boxes and
 scores and then the feature maps that RoIAlign pools from (``out2``...);
 its RoI head is a second network (``roi_head.ncnn.param``/``.bin``:
 flattened RoI features in, class probabilities and box deltas out), which
-the app runs on the proposals' RoIAlign features. :mod:`ghostnet_mmdet.deploy.app_postprocess` does the rest
-(per-level top-k, thresholds, clipping, NMS per class), as an app would;
-its settings travel in ``meta.json`` beside the ncnn files.
+the app runs on the proposals' RoIAlign features.
+:mod:`ghostnet_mmdet.deploy.app_postprocess` does the rest (per-level top-k,
+thresholds, clipping, NMS per class), as an app would; its settings travel
+in ``meta.json`` beside the ncnn files.
 
 The backbone goes in its deployed form (BatchNorm folded, branches merged)
-and nothing more: ncnn packs channels by 4 (ARM NEON) or 8 (AVX), and the
-ghost modules' concatenations cost it no copies, so the plain network is
-the form with the fewest layers. Heads and necks have their BatchNorm
-folded by ``prepare_for_export(fuse=True)``.
+and nothing more: the onnxruntime/OpenVINO export form (ghost halves apart,
+channels padded to AVX blocks) is for those runtimes' blocked layouts; ncnn
+packs channels by 4 (ARM NEON) or 8 (AVX) whatever the count, and there the
+split form doubles the layers (GhostNet-1.0x's backbone: 218 plain, 412
+split). Heads and necks have their BatchNorm folded by
+``prepare_for_export(fuse=True)``.
 """
 import copy
 import json
