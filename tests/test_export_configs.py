@@ -16,34 +16,14 @@ from ghostnet_mmdet.deploy import (BACKENDS, ExportError, export_onnx, head_post
 from ghostnet_mmdet.deploy.quantize import quantize_onnx
 from ghostnet_mmdet.deploy.runtime_detector import INPUT_NAMES
 
-from .detection_utils import (PADDED, REPO, SIZE, build_config_detector, calibrate_heads,
-                              norm_stats_from, padded_batch, predict_both, samples_for)
+from .detection_utils import (BOX_ATOL, PADDED, PARITY_CONFIGS, REPO, SCORE_ATOL, SIZE,
+                              build_config_detector, calibrate_heads, norm_stats_from,
+                              padded_batch, predict_both, samples_for)
 
 build = build_config_detector
 GHOSTNET = REPO / 'configs' / 'ghostnet'
 EXPORT_CONFIGS = sorted(GHOSTNET.glob('*.py')) + [REPO / 'configs' / 'retinanet_ghostnet.py']
 BASELINE_CONFIGS = sorted((REPO / 'configs' / 'baselines').glob('*.py'))
-# Box for box in both runtimes: every head family's graph (dense with
-# sigmoid and anchors, SSD's softmax, RTMDet's points and unshared convs,
-# GFL's distributions with a GhostPAN neck and depthwise-separable convs, YOLOX, YOLOv3, two-stage), every backbone version (V1, V2, V3), and a
-# backbone that is not GhostNet.
-PARITY_CONFIGS = [GHOSTNET / name for name in (
-    'retinanet_ghostnet-1.0x_fpn_1xb8-1.5k_shapes.py',
-    'retinanet_ghostnetv2-1.0x_fpn_1xb8-1.5k_shapes.py',
-    'retinanet_ghostnetv3-1.0x_fpn_1xb8-1.5k_shapes.py',
-    'ssdlite_ghostnet-1.0x_1xb8-1.5k_shapes.py',
-    'rtmdet_ghostnet-1.0x_1xb8-1.5k_shapes.py',
-    'litegfl_ghostnet-1.0x_ghostpan_1xb8-1.5k_shapes.py',
-    'yolox_ghostnet-1.0x_8xb8-300e_coco.py',
-    'yolov3_ghostnet-1.0x_1xb8-1.5k_shapes.py',
-    'faster-rcnn_ghostnet-1.1x_fpn_1x_coco.py',
-)] + [REPO / 'configs' / 'baselines' / 'ssdlite_mobilenetv2_1xb8-1.5k_shapes.py']
-# Random COCO-sized heads amplify float rounding (which differs between
-# PyTorch's and the runtimes' kernels) more than the trained GhostShapes
-# detectors, whose detections tests/test_deploy.py holds to scores within
-# 1e-5 and boxes within 1e-4 px: here scores within 1e-4, boxes within
-# 0.01 px (relative 1e-5), still one to one with equal labels.
-SCORE_ATOL, BOX_ATOL = 1e-4, 1e-2
 # Head families that clip boxes at the image (YOLOX and YOLOv3 do not).
 CLIPPING = ('dense', 'gfl', 'two_stage')
 def export_and_compare(config, tmp_path, fuse=True):

@@ -26,7 +26,7 @@ from mmdet.apis import inference_detector
 from mmdet.registry import VISUALIZERS
 import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
 from ghostnet_mmdet.apis import config_metainfo, load_detector
-from ghostnet_mmdet.apis.cli import add_trust_argument, reports_user_errors
+from ghostnet_mmdet.apis.cli import add_trust_argument, missing_input, reports_user_errors
 from ghostnet_mmdet.deploy import RUNTIMES
 from ghostnet_mmdet.utils.safe_load import trust_checkpoint
 
@@ -76,10 +76,9 @@ def main(argv=None):
         return 2
     try:
         images = collect_images(args.inputs)
-        for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
-            if not (osp.exists(path) if what == 'checkpoint' and args.backend == 'ncnn'
-                    else osp.isfile(path)):
-                raise FileNotFoundError(f'{what} file not found: {path}')
+        missing = missing_input(args.config, args.checkpoint, args.backend, urls=False)
+        if missing:
+            raise FileNotFoundError(f'{missing[0]} file not found: {missing[1]}')
     except FileNotFoundError as err:
         print(f'error: {err}', file=sys.stderr)
         return 2

@@ -29,7 +29,7 @@ import torch
 
 import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
 from ghostnet_mmdet.apis import check_detector_checkpoint
-from ghostnet_mmdet.apis.cli import add_trust_argument, reports_user_errors
+from ghostnet_mmdet.apis.cli import add_trust_argument, missing_input, reports_user_errors
 from ghostnet_mmdet.apis.config_check import check_detector_config
 from ghostnet_mmdet.apis.distributed import prepare_cpu_distributed
 from ghostnet_mmdet.deploy import RUNTIMES
@@ -105,12 +105,10 @@ def main(argv=None):
     from mmdet.utils import setup_cache_size_limit_of_dynamo
     setup_cache_size_limit_of_dynamo()
 
-    for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
-        found = osp.exists(path) if what == 'checkpoint' and args.backend == 'ncnn' \
-            else osp.isfile(path)
-        if '://' not in path and not found:
-            print(f'error: {what} file not found: {path}', file=sys.stderr)
-            return 2
+    missing = missing_input(args.config, args.checkpoint, args.backend)
+    if missing:
+        print(f'error: {missing[0]} file not found: {missing[1]}', file=sys.stderr)
+        return 2
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         print(f'error: --out must be a .pkl or .pickle file, got {args.out}', file=sys.stderr)
         return 2
@@ -126,12 +124,12 @@ def main(argv=None):
     check_dataset_files(cfg, ['test'])
     if args.trust_checkpoint:
         trust_checkpoint(args.checkpoint)
-    onnx = args.backend != 'pytorch'
-    if onnx and args.tta:
+    deployed = args.backend != 'pytorch'
+    if deployed and args.tta:
         print(f'error: --tta runs the PyTorch model; it does not combine with --backend '
               f'{args.backend}', file=sys.stderr)
         return 2
-    cfg.load_from = None if onnx else args.checkpoint
+    cfg.load_from = None if deployed else args.checkpoint
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.tta:
@@ -139,7 +137,7 @@ def main(argv=None):
 
     started_group = prepare_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    if onnx:
+    if deployed:
         runner.model = RUNTIMES[args.backend](
             args.checkpoint, cfg.model.data_preprocessor,
             classes=runner.test_dataloader.dataset.metainfo['classes'],

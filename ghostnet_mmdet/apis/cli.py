@@ -37,6 +37,19 @@ def add_trust_argument(parser, what: str) -> None:
         'only for a file you trust that the safe loader refuses')
 
 
+def missing_input(config: str, checkpoint: str, backend: str = 'pytorch', urls: bool = True):
+    """The first of ``config`` and ``checkpoint`` that is not there, as
+    ``(what, path)``, or None: the checkpoint of ``--backend ncnn`` is the
+    folder pytorch2ncnn.py wrote, every other input a file; with ``urls``,
+    URLs are taken as there."""
+    for path, what in ((config, 'config'), (checkpoint, 'checkpoint')):
+        found = osp.exists(path) if what == 'checkpoint' and backend == 'ncnn' \
+            else osp.isfile(path)
+        if not found and not (urls and '://' in path):
+            return what, path
+    return None
+
+
 def export_parser(description: str, out_help: str):
     """The arguments every export tool (pytorch2onnx.py, pytorch2ncnn.py,
     quantize.py) takes: the config, the checkpoint, ``--out``, ``--shape``

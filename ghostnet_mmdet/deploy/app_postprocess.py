@@ -36,7 +36,7 @@ and for YOLO heads ``objectness [P]``) and the settings (the file's
 ``meta.json``: ``postprocess`` with ``level_counts``, the number of
 (prior) rows per level, in order) are all this needs.
 """
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -90,6 +90,38 @@ def _clip(boxes: np.ndarray, img_shape: Sequence[float]) -> np.ndarray:
                                                        dtype=boxes.dtype))
 
 
+def per_level_top(scores: np.ndarray, level_counts: Sequence[int], k: int,
+                  score_thr: Optional[float] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """Per level (``level_counts`` rows of ``scores [P, C]`` each), the
+    ``k`` best (row, class) scores, those above ``score_thr`` (when given):
+    their flat indices into ``scores`` and their levels."""
+    classes = scores.shape[1]
+    picked, levels, offset = [], [], 0
+    for level, count in enumerate(level_counts):
+        flat = scores[offset:offset + count].reshape(-1)
+        index = _top(flat, k)
+        if score_thr is not None:
+            index = index[flat[index] > score_thr]
+        picked.append(index + offset * classes)
+        levels.append(np.full(len(index), level))
+        offset += count
+    return np.concatenate(picked), np.concatenate(levels)
+
+
+def nms_detections(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
+                   iou_threshold: float, max_per_img: int, min_size: Optional[float] = None
+                   ) -> Tuple[np.ndarray, np.ndarray]:
+    """Boxes no wider and taller than ``min_size`` dropped (when it is set,
+    i.e. at least 0), NMS per label, the ``max_per_img`` best: ``dets [M,
+    5]`` (x1, y1, x2, y2, score), best first, and ``labels [M]``."""
+    if min_size is not None and min_size >= 0:
+        large = (boxes[:, 2] - boxes[:, 0] > min_size) & (boxes[:, 3] - boxes[:, 1] > min_size)
+        boxes, scores, labels = boxes[large], scores[large], labels[large]
+    keep = class_nms(boxes, scores, labels, iou_threshold, max_per_img)
+    dets = np.concatenate([boxes[keep], scores[keep, None]], axis=1).astype(np.float32)
+    return dets, labels[keep].astype(np.int64)
+
+
 def candidates(outputs: Dict[str, np.ndarray], settings: Dict,
                img_shape: Sequence[float]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The family's candidates before NMS: ``boxes [K, 4]``, ``scores [K]``,
@@ -101,14 +133,7 @@ def candidates(outputs: Dict[str, np.ndarray], settings: Dict,
     classes = scores.shape[1]
     score_thr, nms_pre = settings['score_thr'], settings['nms_pre']
     if family in ('dense', 'gfl'):
-        picked, offset = [], 0
-        for count in settings['level_counts']:
-            level = scores[offset:offset + count].reshape(-1)
-            index = _top(level, nms_pre)
-            index = index[level[index] > score_thr]
-            picked.append(index + offset * classes)
-            offset += count
-        index = np.concatenate(picked)
+        index, _ = per_level_top(scores, settings['level_counts'], nms_pre, score_thr)
         rows, labels = index // classes, index % classes
         chosen = _clip(boxes[rows], img_shape) if settings.get('clip', True) else boxes[rows]
         return chosen, scores.reshape(-1)[index], labels
@@ -149,13 +174,8 @@ def postprocess(outputs: Dict[str, np.ndarray], settings: Dict, img_shape: Seque
         ``labels [M]``.
     """
     boxes, scores, labels = candidates(outputs, settings, img_shape)
-    min_size = settings.get('min_bbox_size', -1)
-    if min_size is not None and min_size >= 0:
-        large = (boxes[:, 2] - boxes[:, 0] > min_size) & (boxes[:, 3] - boxes[:, 1] > min_size)
-        boxes, scores, labels = boxes[large], scores[large], labels[large]
-    keep = class_nms(boxes, scores, labels, settings['iou_threshold'], settings['max_per_img'])
-    dets = np.concatenate([boxes[keep], scores[keep, None]], axis=1).astype(np.float32)
-    return dets, labels[keep].astype(np.int64)
+    return nms_detections(boxes, scores, labels, settings['iou_threshold'],
+                          settings['max_per_img'], settings.get('min_bbox_size', -1))
 
 
 def delta2bbox(rois: np.ndarray, deltas: np.ndarray, means: Sequence[float],
@@ -231,22 +251,13 @@ def rpn_proposals(outputs: Dict[str, np.ndarray], settings: Dict,
     ``rpn_min_bbox_size``, NMS per level, the ``rpn_max_per_img`` best:
     proposals ``[P, 4]``."""
     boxes = np.asarray(outputs['boxes'], dtype=np.float32).reshape(-1, 4)
-    scores = np.asarray(outputs['scores'], dtype=np.float32).reshape(-1)
-    picked, levels, offset = [], [], 0
-    for level, count in enumerate(settings['level_counts']):
-        index = _top(scores[offset:offset + count], settings['rpn_nms_pre']) + offset
-        picked.append(index)
-        levels.append(np.full(len(index), level))
-        offset += count
-    index, levels = np.concatenate(picked), np.concatenate(levels)
-    chosen = _clip(boxes[index], img_shape)
-    min_size = settings.get('rpn_min_bbox_size', -1)
-    if min_size is not None and min_size >= 0:
-        large = (chosen[:, 2] - chosen[:, 0] > min_size) & (chosen[:, 3] - chosen[:, 1] > min_size)
-        chosen, index, levels = chosen[large], index[large], levels[large]
-    keep = class_nms(chosen, scores[index], levels, settings['rpn_iou_threshold'],
-                     settings['rpn_max_per_img'])
-    return chosen[keep]
+    scores = np.asarray(outputs['scores'], dtype=np.float32).reshape(-1, 1)
+    # One score per row: a flat index is the row; the levels group the NMS.
+    index, levels = per_level_top(scores, settings['level_counts'], settings['rpn_nms_pre'])
+    proposals, _ = nms_detections(_clip(boxes[index], img_shape), scores[index, 0], levels,
+                                  settings['rpn_iou_threshold'], settings['rpn_max_per_img'],
+                                  settings.get('rpn_min_bbox_size', -1))
+    return proposals[:, :4]
 
 
 def roi_features(features: Sequence[np.ndarray], rois: np.ndarray, settings: Dict) -> np.ndarray:
@@ -295,7 +306,5 @@ def two_stage_postprocess(outputs: Dict[str, np.ndarray], settings: Dict,
     scores = probabilities[:, :classes].reshape(-1)
     labels = np.tile(np.arange(classes), len(proposals))
     valid = np.flatnonzero(scores > settings['score_thr'])
-    boxes, scores, labels = boxes[valid], scores[valid], labels[valid]
-    keep = class_nms(boxes, scores, labels, settings['iou_threshold'], settings['max_per_img'])
-    dets = np.concatenate([boxes[keep], scores[keep, None]], axis=1).astype(np.float32)
-    return dets, labels[keep].astype(np.int64)
+    return nms_detections(boxes[valid], scores[valid], labels[valid], settings['iou_threshold'],
+                          settings['max_per_img'])

@@ -12,10 +12,8 @@ import numpy as np
 from mmdet.registry import MODELS
 
 from .app_postprocess import APP_FAMILIES, postprocess, two_stage_postprocess
-from .ncnn_export import BIN_FILE, META_FILE, PARAM_FILE, ROI_BIN_FILE, ROI_PARAM_FILE
+from .ncnn_export import BIN_FILE, FORMAT, META_FILE, PARAM_FILE, ROI_BIN_FILE, ROI_PARAM_FILE
 from .runtime_detector import INPUT_NAMES, DeployError, RuntimeDetector, first_line
-
-FORMAT = 'ghostnet_mmdet-ncnn'
 
 
 def ncnn_folder(path: str) -> str:
@@ -99,37 +97,34 @@ class NcnnDetector(RuntimeDetector):
         # takes each image's size.
         return meta, list(INPUT_NAMES)
 
-    def run_network(self, image: np.ndarray) -> Dict[str, np.ndarray]:
-        """The network's outputs for one ``3 x H x W`` float32 image."""
+    def _extract(self, net, input_blob: str, array: np.ndarray,
+                 outputs: Dict[str, str]) -> Dict[str, np.ndarray]:
+        """Run ``net`` on ``array`` (fed to ``input_blob``): the blobs of
+        ``outputs`` (name -> blob) as arrays."""
         import ncnn
-        image = np.ascontiguousarray(image, dtype=np.float32)
-        extractor = self.net.create_extractor()
-        # ncnn.Mat wraps the array's memory: ``image`` stays referenced
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        extractor = net.create_extractor()
+        # ncnn.Mat wraps the array's memory: ``array`` stays referenced
         # until the outputs are out.
-        extractor.input(self.meta['input'], ncnn.Mat(image))
-        outputs = {}
-        for name, blob in self.outputs.items():
+        extractor.input(input_blob, ncnn.Mat(array))
+        results = {}
+        for name, blob in outputs.items():
             status, mat = extractor.extract(blob)
             if status != 0:
                 raise DeployError(f'ncnn could not compute {blob} ({name}) of {self.folder}')
-            outputs[name] = np.array(mat, copy=True)
-        return outputs
+            results[name] = np.array(mat, copy=True)
+        return results
+
+    def run_network(self, image: np.ndarray) -> Dict[str, np.ndarray]:
+        """The network's outputs for one ``3 x H x W`` float32 image."""
+        return self._extract(self.net, self.meta['input'], image, self.outputs)
 
     def run_roi_head(self, features: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """A two-stage detector's RoI head network on ``[R, C * h * w]``
         pooled features: class probabilities and box deltas."""
-        import ncnn
-        features = np.ascontiguousarray(features, dtype=np.float32)
-        extractor = self.roi_net.create_extractor()
-        extractor.input(self.meta['roi_head']['input'], ncnn.Mat(features))
-        outputs = []
-        for blob in ('out0', 'out1'):
-            status, mat = extractor.extract(blob)
-            if status != 0:
-                raise DeployError(f'ncnn could not compute {blob} of the RoI head of '
-                                  f'{self.folder}')
-            outputs.append(np.array(mat, copy=True))
-        return outputs[0], outputs[1]
+        roi_head = self.meta['roi_head']
+        results = self._extract(self.roi_net, roi_head['input'], features, roi_head['outputs'])
+        return results['scores'], results['deltas']
 
     def _postprocess(self, outputs, img_shape):
         settings = self.meta['postprocess']

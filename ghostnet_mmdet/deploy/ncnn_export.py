@@ -44,6 +44,8 @@ from torch import Tensor
 
 from .postprocess import ExportError, head_postprocess
 
+# meta.json's "format": what NcnnDetector checks it reads.
+FORMAT = 'ghostnet_mmdet-ncnn'
 META_FILE = 'meta.json'
 PARAM_FILE, BIN_FILE = 'model.ncnn.param', 'model.ncnn.bin'
 INPUT_BLOB = 'in0'
@@ -57,7 +59,8 @@ OUTPUT_NAMES = {'dense': ('boxes', 'scores'), 'gfl': ('boxes', 'scores'),
 # Two-stage detectors: the RoI head as a second network, pooled features in
 # (``in0``, 1 x R x C*h*w), class probabilities and box deltas out.
 ROI_PARAM_FILE, ROI_BIN_FILE = 'roi_head.ncnn.param', 'roi_head.ncnn.bin'
-PRECISIONS = ('fp32', 'fp16')
+# The number of RoIs the RoI head is traced with (ncnn runs it on any).
+ROI_TRACE_COUNT = 64
 WH_RATIO_CLIP = 16 / 1000
 
 
@@ -98,7 +101,8 @@ class NetworkForNcnn(nn.Module):
     def __init__(self, detector: nn.Module, input_size: Tuple[int, int]) -> None:
         super().__init__()
         self.detector = detector
-        self.postprocess = head_postprocess(detector)  # refuses unsupported heads
+        # Refuses unsupported heads and box coders (each family checks its own).
+        self.postprocess = head_postprocess(detector)
         family = self.postprocess.family
         if family not in OUTPUT_NAMES:
             raise ExportError(f'ncnn export supports the head families {tuple(OUTPUT_NAMES)}, '
@@ -112,10 +116,6 @@ class NetworkForNcnn(nn.Module):
         sizes = [tuple(level.shape[-2:]) for level in outputs[0]]
         device = outputs[0][0].device
         if family in ('dense', 'two_stage'):
-            coder = type(head.bbox_coder).__name__
-            if coder not in ('DeltaXYWHBBoxCoder', 'DistancePointBBoxCoder'):
-                raise ExportError(f'ncnn export of {type(head).__name__} supports the box coders '
-                                  f'DeltaXYWHBBoxCoder and DistancePointBBoxCoder, not {coder}')
             priors = head.prior_generator.grid_priors(sizes, device=device)
             self.level_counts = [len(level) for level in priors]
             self.register_buffer('priors', torch.cat(priors)[None], persistent=False)
@@ -410,13 +410,13 @@ def export_ncnn(detector: nn.Module, out_dir: str, input_size: Tuple[int, int],
         roi_head = network.detector.roi_head
         extractor = roi_head.bbox_roi_extractor
         height, width = extractor.roi_layers[0].output_size
-        shape = (1, 64, extractor.out_channels * height * width)
+        shape = (1, ROI_TRACE_COUNT, extractor.out_channels * height * width)
         roi_param, _ = export_network_ncnn(RoIHeadForNcnn(roi_head), out_dir, shape, fp16=fp16,
                                            files=(ROI_PARAM_FILE, ROI_BIN_FILE))
         extra = dict(roi_head=dict(param=ROI_PARAM_FILE, bin=ROI_BIN_FILE, input=INPUT_BLOB,
                                    outputs=dict(scores='out0', deltas='out1'),
                                    layers=layer_counts(roi_param)))
-    info = dict(format='ghostnet_mmdet-ncnn', classes=list(classes or []),
+    info = dict(format=FORMAT, classes=list(classes or []),
                 input_size=list(input_size), input=INPUT_BLOB,
                 outputs={name: f'out{i}' for i, name in enumerate(network.output_names())},
                 postprocess=network.settings(), preprocessing=preprocessing(data_preprocessor),
