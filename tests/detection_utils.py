@@ -165,23 +165,8 @@ def run_tool_in_process(script, *args, capsys):
     spec = importlib.util.spec_from_file_location(f'tool_{Path(script).stem}', script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    from mmengine.logging import MMLogger
-    from mmengine.registry import DefaultScope
-    before = {cls: set(cls._instance_dict) for cls in (MMLogger, DefaultScope)}
     capsys.readouterr()
-    try:
-        status = module.main([str(a) for a in args])
-    finally:
-        # Forget the loggers and scopes the run made (MMEngine names them by
-        # config and second): a later run within the same second would get
-        # this one's logger back, its handler writing to this test's
-        # captured stderr after pytest has closed it.
-        for cls, names in before.items():
-            for name in set(cls._instance_dict) - names:
-                instance = cls._instance_dict.pop(name)
-                for handler in getattr(instance, 'handlers', [])[:]:
-                    instance.removeHandler(handler)
-                    handler.close()
+    status = module.main([str(a) for a in args])
     captured = capsys.readouterr()
     return status, captured.out, captured.err
 
