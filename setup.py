@@ -40,7 +40,7 @@ setup(
         'setuptools>=77.0.3,<80.9',
     ],
     extras_require={
-        'tests': ['pytest', 'timm==1.0.31', 'safetensors'],
+        'tests': ['pytest', 'pytest-xdist', 'filelock', 'timm==1.0.31', 'safetensors'],
         # ONNX export, onnxruntime and OpenVINO as backends, INT8 quantization
         # (tools/deployment/).
         'deploy': ['onnx==1.23.2', 'onnxruntime==1.32.0', 'openvino==2026.4.1', 'nncf==3.4.0',

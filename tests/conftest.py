@@ -1,5 +1,8 @@
+import os
+
 import pytest
 import torch
+from filelock import FileLock
 
 import ghostnet_mmdet  # noqa: F401  (registers GhostNet)
 
@@ -10,6 +13,17 @@ TIMM = {('v2', 1.0): 'ghostnetv2_100', ('v2', 1.3): 'ghostnetv2_130',
         ('v2', 1.6): 'ghostnetv2_160', ('v3', 0.5): 'ghostnetv3_050',
         ('v3', 1.0): 'ghostnetv3_100', ('v3', 1.3): 'ghostnetv3_130'}
 TAPS = (4, 6, 8, 9)
+
+
+def pytest_configure(config):
+    """Under pytest-xdist, each worker's share of the cores (torch in the
+    worker, and the tools it starts), so that two workers do not each run
+    torch on every core."""
+    workers = os.environ.get('PYTEST_XDIST_WORKER_COUNT')
+    if workers:
+        threads = max(1, (os.cpu_count() or 1) // int(workers))
+        torch.set_num_threads(threads)
+        os.environ['OMP_NUM_THREADS'] = str(threads)
 
 
 @pytest.fixture(autouse=True)
@@ -63,10 +77,22 @@ def ours_from_timm(version, width, reference, **kwargs):
 
 @pytest.fixture(scope='session')
 def trained(tmp_path_factory):
-    """The main job in miniature, trained once for the whole session with
-    tools/train.py: (folder, config, data_root, work_dir, log)."""
-    folder = tmp_path_factory.mktemp('e2e')
-    config, data_root = write_tiny_config(folder)
-    work_dir = folder / 'work'
-    result = run_tool(REPO / 'tools' / 'train.py', config, '--work-dir', work_dir, cwd=folder)
-    return folder, config, data_root, work_dir, result.stdout + result.stderr
+    """The main job in miniature, trained once for the whole run with
+    tools/train.py: (folder, config, data_root, work_dir, log). Under
+    pytest-xdist the workers share one training: the first to ask trains
+    it, the others wait for it (tests only add files to the folder, each
+    under its own name)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        root = root.parent  # shared by the workers of this run
+    folder = root / 'e2e'
+    done = folder / 'train.log'
+    with FileLock(str(root / 'e2e.lock')):
+        if not done.exists():
+            folder.mkdir(exist_ok=True)
+            config, _ = write_tiny_config(folder)
+            result = run_tool(REPO / 'tools' / 'train.py', config, '--work-dir', folder / 'work',
+                              cwd=folder)
+            done.write_text(result.stdout + result.stderr)
+    return (folder, folder / 'tiny_shapes.py', folder / 'shapes', folder / 'work',
+            done.read_text())

@@ -3,6 +3,7 @@ at a tiny GhostShapes set on disk, and the project's tools run as a user
 runs them."""
 import glob
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -165,6 +166,16 @@ def run_tool_in_process(script, *args, capsys):
     spec = importlib.util.spec_from_file_location(f'tool_{Path(script).stem}', script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    # MMEngine names its loggers by config and second and hands an existing
+    # one back: its console handler still writes to the stream that was
+    # sys.stdout when it was made, which pytest closes after that test.
+    # Point every console handler at this test's stdout (not setStream,
+    # which flushes the closed one first).
+    from mmengine.logging import MMLogger
+    for logger in MMLogger._instance_dict.values():
+        for handler in logger.handlers:
+            if type(handler) is logging.StreamHandler:
+                handler.stream = sys.stdout
     capsys.readouterr()
     status = module.main([str(a) for a in args])
     captured = capsys.readouterr()

@@ -237,7 +237,7 @@ step "mmdet, mmengine, pycocotools, test tools, onnx/onnxruntime/openvino/ncnn/p
 PACKAGE_KEY="$(cat "$REPO_ROOT/setup.py" | sha256sum | cut -c1-16) $REPO_ROOT"
 PACKAGE_STAMP="$VENV/.ghostnet-mmdet-install-key"
 if [ "$(cat "$PACKAGE_STAMP" 2>/dev/null)" = "$PACKAGE_KEY" ] &&
-    "$PY" -c 'import ghostnet_mmdet, mmdet, timm, pytest, onnx, onnxruntime, openvino, nncf, ncnn, pnnx' >/dev/null 2>&1; then
+    "$PY" -c 'import ghostnet_mmdet, mmdet, timm, pytest, xdist, onnx, onnxruntime, openvino, nncf, ncnn, pnnx' >/dev/null 2>&1; then
     echo "    already installed from this setup.py"
 else
     "${PIP[@]}" install -q --no-build-isolation -e "$REPO_ROOT[tests,deploy]"
