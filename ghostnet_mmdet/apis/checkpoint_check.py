@@ -9,6 +9,7 @@ first: strictly for testing, drawing and export; for ``load_from`` in
 training, a checkpoint that matches nothing is refused and a partial match
 is summarised per module.
 """
+import functools
 import glob
 import logging
 import os.path as osp
@@ -21,7 +22,7 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from ..models import GhostNet, GhostNetV2, GhostNetV3
+from ..models import GhostNet, GhostNetV2, GhostNetV3, ghostnet_plan
 from ..models.backbones.ghostnet import width_name
 from ..utils.checkpoint_conversion import (is_official_layout, official_to_mmdet,
                                            unwrap_state_dict)
@@ -52,14 +53,24 @@ def identify_ghostnet_arch(state_dict: Dict[str, torch.Tensor]):
     if 'stem.conv.weight' not in state_dict:
         return None
     deploy = 'stem.bn.weight' not in state_dict
+    stem = state_dict['stem.conv.weight'].shape[0]
     for cls in (GhostNet, GhostNetV2, GhostNetV3):
         for width in KNOWN_WIDTHS:
-            reference = cls(widen_factor=width, out_indices=(9, ), deploy=deploy,
-                            init_cfg=None).state_dict()
-            if all(k in reference and reference[k].shape == v.shape
-                   for k, v in state_dict.items()):
+            if ghostnet_plan(width).stem_channels != stem:
+                continue
+            reference = _reference_shapes(cls, width, deploy)
+            if all(reference.get(k) == tuple(v.shape) for k, v in state_dict.items()):
                 return cls, width, deploy
     return None
+
+
+@functools.lru_cache(maxsize=None)
+def _reference_shapes(cls, widen_factor: float, deploy: bool) -> Dict[str, Tuple[int, ...]]:
+    """Key -> shape of a ``cls`` of ``widen_factor``'s state dict (built
+    on the meta device: shapes only, nothing allocated or initialised)."""
+    with torch.device('meta'):
+        model = cls(widen_factor=widen_factor, out_indices=(9, ), deploy=deploy, init_cfg=None)
+    return {key: tuple(value.shape) for key, value in model.state_dict().items()}
 
 
 def arch_name(cls, widen_factor: float, deploy: bool = False) -> str:
