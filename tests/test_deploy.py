@@ -4,6 +4,7 @@ tools, INT8 quantization, checked against PyTorch on small inputs."""
 import json
 import re
 
+import numpy as np
 import onnx
 import pytest
 import torch
@@ -15,7 +16,7 @@ from ghostnet_mmdet.deploy import (BACKENDS, DeployError, ExportError, export_on
 from ghostnet_mmdet.deploy.ghostnet_form import to_export_form
 from ghostnet_mmdet.deploy.quantize import (DEFAULT_KEEP_FP32, conv_kinds, onnx_conv_nodes,
                                             quantize_onnx)
-from ghostnet_mmdet.deploy.runtime_detector import model_feeds
+from ghostnet_mmdet.deploy.runtime_detector import model_feeds, runtime_call
 from ghostnet_mmdet.models import GhostNet
 from ghostnet_mmdet.utils.benchmark import spread_head_scores
 
@@ -141,6 +142,20 @@ def assert_bad_inputs_are_named(runner, path, preprocessor, tmp_path):
 def test_bad_onnx_inputs_are_named(backend, small_export, tmp_path):
     cfg, path = small_export
     assert_bad_inputs_are_named(BACKENDS[backend], path, cfg.model.data_preprocessor, tmp_path)
+
+
+def test_runtime_call_runs_the_file_in_each_runtime(small_export):
+    """What the INT8 speed check and the benchmarks time: one call of the
+    file, with the inputs it does not take left out."""
+    _, path = small_export
+    image = torch.rand(1, 3, 128, 128).numpy()
+    outputs = [runtime_call(str(path), backend, 1)(dict(input=image, img_shape=np.array(
+        [[128., 128.]], dtype=np.float32), unused=image)) for backend in BACKENDS]
+    dets = [np.asarray(output[0] if isinstance(output, list) else output['dets'])
+            for output in outputs]
+    assert dets[0].shape[-1] == 5 and np.allclose(dets[0], dets[1], rtol=1e-4, atol=1e-4)
+    with pytest.raises(DeployError, match="backend must be onnxruntime or openvino, got 'ncnn'"):
+        runtime_call(str(path), 'ncnn')
 
 
 def test_export_tool_and_onnxruntime_backend_of_the_tools(trained, capsys, monkeypatch):

@@ -9,7 +9,8 @@ from .ncnn_export import export_ncnn
 from .openvino_detector import OpenVINODetector, compile_openvino
 from .ort_detector import OnnxRuntimeDetector, load_session, session_options
 from .postprocess import head_postprocess
-from .runtime_detector import DeployError, RuntimeDetector, model_feeds, read_export_metadata
+from .runtime_detector import (DeployError, RuntimeDetector, model_feeds, read_export_metadata,
+                               runtime_call)
 
 # The runtimes that run the exported ONNX file -> the runner.
 BACKENDS = {'onnxruntime': OnnxRuntimeDetector, 'openvino': OpenVINODetector}
@@ -21,4 +22,4 @@ __all__ = ['BACKENDS', 'RUNTIMES', 'NcnnDetector', 'export_ncnn', 'BackboneForEx
            'OpenVINODetector', 'RuntimeDetector', 'compile_openvino', 'default_input_size',
            'export_backbone_onnx', 'export_onnx', 'head_postprocess', 'load_session',
            'lost_detections', 'match_detections', 'model_feeds', 'prepare_for_export',
-           'read_export_metadata', 'session_options']
+           'read_export_metadata', 'runtime_call', 'session_options']

@@ -28,7 +28,8 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule
 
-from .runtime_detector import INPUT_NAMES, INT8_ENGINES, DeployError, model_feeds, pad_to_input
+from .runtime_detector import (INPUT_NAMES, INT8_ENGINES, DeployError, model_feeds, pad_to_input,
+                               runtime_call)
 
 # Kinds of convolution that quantize() can keep in float32.
 KEEP_FP32_KINDS = ('stem', 'depthwise', 'se', 'attention', 'head_output', 'neck_head_depthwise')
@@ -256,22 +257,9 @@ def int8_speed_ratio(fp32_file: str, int8_file: str, backend: str, feeds: Dict,
     interleaved runs (each round times both files, in a random order, after
     a pause), as the benchmarks measure."""
     from ..utils.benchmark import interleaved, ratio_median
-    from .openvino_detector import compile_openvino
-    from .ort_detector import load_session
-    from .runtime_detector import input_names
     calls = {}
     for name, path in (('fp32', fp32_file), ('int8', int8_file)):
-        if backend == 'onnxruntime':
-            session, _ = load_session(path, num_threads)
-            run = session.run
-            names = input_names(session)
-            calls[name] = (lambda run=run, names=names: run(
-                None, {key: value for key, value in feeds.items() if key in names}))
-        else:
-            compiled, _ = compile_openvino(path, num_threads)
-            request = compiled.create_infer_request()
-            names = input_names(compiled)
-            calls[name] = (lambda request=request, names=names: request.infer(
-                {key: value for key, value in feeds.items() if key in names}))
+        run = runtime_call(path, backend, num_threads)
+        calls[name] = lambda run=run: run(feeds)
     times = interleaved(calls, rounds, warmup=2, pause=pause)
     return ratio_median(times, 'int8', 'fp32')

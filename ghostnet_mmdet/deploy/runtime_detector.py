@@ -8,7 +8,7 @@ PyTorch detector. A runtime adds how it loads the file and runs a batch
 import json
 import logging
 import os.path as osp
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -106,6 +106,31 @@ def input_names(model) -> List[str]:
     if hasattr(model, 'get_inputs'):
         return [i.name for i in model.get_inputs()]
     return [port.get_any_name() for port in model.inputs]
+
+
+def runtime_call(onnx_file: str, backend: str, num_threads: Optional[int] = None, *,
+                 optimization: str = 'all', disabled_optimizers: Sequence[str] = (),
+                 hint: str = 'LATENCY', check_export: bool = True) -> Callable[[Dict], object]:
+    """A function that runs ``onnx_file`` once in ``backend`` (``onnxruntime``
+    with its graph ``optimization`` level and ``disabled_optimizers``, or
+    ``openvino`` with its performance ``hint``) on the graph inputs it is
+    given (name -> array; names the file does not take are left out): what
+    the speed checks and benchmarks time."""
+    if backend == 'onnxruntime':
+        from .ort_detector import load_session
+        session, _ = load_session(onnx_file, num_threads, optimization, check_export=check_export,
+                                  disabled_optimizers=disabled_optimizers)
+        names = set(input_names(session))
+        return lambda feeds: session.run(
+            None, {key: value for key, value in feeds.items() if key in names})
+    if backend == 'openvino':
+        from .openvino_detector import compile_openvino
+        compiled, _ = compile_openvino(onnx_file, num_threads, hint, check_export=check_export)
+        request = compiled.create_infer_request()
+        names = set(input_names(compiled))
+        return lambda feeds: request.infer(
+            {key: value for key, value in feeds.items() if key in names})
+    raise DeployError(f'backend must be onnxruntime or openvino, got {backend!r}')
 
 
 def model_feeds(input_names: List[str], inputs: np.ndarray, img_shapes=None) -> Dict:

@@ -49,10 +49,10 @@ from mmengine.hub import get_config
 
 from mmdet.structures import DetDataSample
 import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
-from ghostnet_mmdet.deploy import compile_openvino, export_backbone_onnx, export_onnx, load_session
+from ghostnet_mmdet.deploy import export_backbone_onnx, export_onnx
 from ghostnet_mmdet.deploy.ghostnet_form import DEFAULT_CHANNEL_BLOCK, to_export_form
 from ghostnet_mmdet.deploy.layout import layout_breaks
-from ghostnet_mmdet.deploy.runtime_detector import input_names, model_feeds
+from ghostnet_mmdet.deploy.runtime_detector import INPUT_NAMES, model_feeds, runtime_call
 from ghostnet_mmdet.deploy.quantize import (DEFAULT_KEEP_FP32, KEEP_FP32_KINDS, conv_kinds,
                                             onnx_conv_nodes, quantize_onnx)
 from ghostnet_mmdet.apis import detector_to_time
@@ -132,18 +132,17 @@ def int8_file(fp32_file, named, prefix, size, backend, keep_fp32=DEFAULT_KEEP_FP
     return path
 
 
-def runtime_call(mode, path, threads, check_export):
+def mode_call(mode, path, threads, check_export):
     """A function of a numpy input that runs ``path`` in the mode's runtime."""
     if mode.startswith('onnxruntime'):
-        optimization = {'extended': 'extended', 'basic': 'basic'}.get(mode.rpartition('-')[2], 'all')
-        disabled = ['NchwcTransformer'] if mode.endswith('nolayout') else []
-        session, _ = load_session(path, threads, optimization, check_export=check_export,
-                                  disabled_optimizers=disabled)
-        return lambda x: session.run(None, model_feeds(input_names(session), x))
-    hint = 'THROUGHPUT' if mode.endswith('throughput') else 'LATENCY'
-    compiled, _ = compile_openvino(path, threads, hint, check_export=check_export)
-    request = compiled.create_infer_request()
-    return lambda x: request.infer(model_feeds(input_names(compiled), x))
+        run = runtime_call(
+            path, 'onnxruntime', threads, check_export=check_export,
+            optimization={'extended': 'extended', 'basic': 'basic'}.get(mode.rpartition('-')[2], 'all'),
+            disabled_optimizers=['NchwcTransformer'] if mode.endswith('nolayout') else [])
+    else:
+        run = runtime_call(path, 'openvino', threads, check_export=check_export,
+                           hint='THROUGHPUT' if mode.endswith('throughput') else 'LATENCY')
+    return lambda x: run(model_feeds(INPUT_NAMES, x))
 
 
 def ncnn_call(model, part, name, size, threads, folder, fp16=False):
@@ -230,9 +229,9 @@ def runners(name, config, checkpoint, part, modes, size, threads, folder, block,
         if int8 and 'int8' not in entry:
             entry['int8'] = int8_file(entry['fp32'], entry['named'], entry['prefix'], size,
                                       backend, keep_fp32)
-        calls[(name, mode)] = runtime_call(mode.replace('-int8', ''),
-                                           entry['int8' if int8 else 'fp32'], threads,
-                                           check_export=part == 'detector')
+        calls[(name, mode)] = mode_call(mode.replace('-int8', ''),
+                                        entry['int8' if int8 else 'fp32'], threads,
+                                        check_export=part == 'detector')
     if image is not None:
         inputs = image_input(fast, image, size)
     else:
