@@ -44,8 +44,11 @@ def test_checkpoint_reloads_with_test_tool_and_paints_the_split(trained):
     run_tool(REPO / 'tools' / 'test.py', config, checkpoint, '--work-dir', test_dir,
              '--show-dir', 'painted', cwd=folder)
     metrics = read_metrics(test_dir)
+    trained_metrics = read_metrics(work_dir)  # the evaluation at the end of training
     for key in METRIC_KEYS:
         assert 0.0 <= metrics[key] <= 1.0
+        # The deploy and ncnn tests compare their runtimes with these.
+        assert metrics[key] == trained_metrics[key], key
     painted = glob.glob(f'{test_dir}/*/painted/*.jpg')
     assert len(painted) == 6
     image = cv2.imread(painted[0])
