@@ -144,6 +144,27 @@ def test_bad_onnx_inputs_are_named(backend, small_export, tmp_path):
     assert_bad_inputs_are_named(BACKENDS[backend], path, cfg.model.data_preprocessor, tmp_path)
 
 
+def test_nncf_sees_the_network_alone_and_the_graph_is_joined_again(small_export, tmp_path):
+    """NNCF quantizes the network without the post-processing (its pattern
+    matching grows with the graph): split at the tensors the post-processing
+    reads and joined again, the graph computes what it did."""
+    from ghostnet_mmdet.deploy.quantize import NETWORK_SCOPES, _join, _split_network
+    _, path = small_export
+    model = onnx.load(str(path))
+    network, rest = _split_network(model)
+    assert all(node.name.startswith(NETWORK_SCOPES) or node.op_type in ('Constant', 'Identity')
+               for node in network.graph.node)
+    assert not any(node.op_type == 'NonMaxSuppression' for node in network.graph.node)
+    assert [i.name for i in network.graph.input] == ['input']
+    joined = tmp_path / 'joined.onnx'
+    onnx.save(_join(network, rest, model), str(joined))
+    feeds = dict(input=torch.rand(1, 3, 128, 128).numpy(),
+                 img_shape=np.array([[128., 128.]], dtype=np.float32))
+    expected = runtime_call(str(path), 'onnxruntime')(feeds)
+    actual = runtime_call(str(joined), 'onnxruntime', check_export=False)(feeds)
+    assert all(np.array_equal(exp, act) for exp, act in zip(expected, actual))
+
+
 def test_runtime_call_runs_the_file_in_each_runtime(small_export):
     """What the INT8 speed check and the benchmarks time: one call of the
     file, with the inputs it does not take left out."""

@@ -176,19 +176,100 @@ def _quantize_with_nncf(fp32, inputs, keep_fp32_nodes, calibration):
     import logging
 
     import nncf
-    # NNCF logs a line for every node it leaves alone (the whole
-    # post-processing); its progress bars stay.
+    # NNCF logs a line for every node it leaves alone; its progress bars stay.
     logging.getLogger('nncf').setLevel(logging.WARNING)
     if calibration != 'minmax':
         raise DeployError(f'INT8 for openvino (NNCF) calibrates with its own statistics (minmax '
                           f'and bias correction), not {calibration!r}')
-    post_processing = [node.name for node in fp32.graph.node
-                       if not node.name.startswith(NETWORK_SCOPES)]
-    ignored = nncf.IgnoredScope(names=sorted(set(post_processing) | set(keep_fp32_nodes)),
-                                validate=False)
-    dataset = nncf.Dataset(list(inputs))
-    return nncf.quantize(fp32, dataset, subset_size=len(inputs), ignored_scope=ignored,
-                         preset=nncf.QuantizationPreset.MIXED)
+    # NNCF sees the network alone (the post-processing stays float32 in any
+    # case): its pattern matching, which grows with the graph, and its
+    # calibration runs then skip box decoding and NMS.
+    network, post_processing = _split_network(fp32)
+    graph = network if network is not None else fp32
+    names = {graph_input.name for graph_input in graph.graph.input}
+    ignored = [node.name for node in graph.graph.node
+               if not node.name.startswith(NETWORK_SCOPES)] + list(keep_fp32_nodes)
+    quantized = nncf.quantize(
+        graph, nncf.Dataset([{k: v for k, v in feeds.items() if k in names} for feeds in inputs]),
+        subset_size=len(inputs), preset=nncf.QuantizationPreset.MIXED,
+        ignored_scope=nncf.IgnoredScope(names=sorted(set(ignored)), validate=False))
+    return quantized if network is None else _join(quantized, post_processing, fp32)
+
+
+def _split_network(model):
+    """``model`` (an exported detector) as its network (the nodes of
+    :data:`NETWORK_SCOPES` and the constants they read, up to the tensors
+    the post-processing reads) and the rest; ``(None, None)`` where the two
+    do not part cleanly."""
+    import onnx
+    nodes = list(model.graph.node)
+    producer = {out: index for index, node in enumerate(nodes) for out in node.output}
+    inside = {index for index, node in enumerate(nodes) if node.name.startswith(NETWORK_SCOPES)}
+    # The nodes outside the scopes that the network reads (the exporter's
+    # Identity and Constant nodes), and theirs in turn.
+    pending = list(inside)
+    while pending:
+        for name in nodes[pending.pop()].input:
+            index = producer.get(name)
+            if index is not None and index not in inside:
+                if nodes[index].op_type not in ('Constant', 'Identity'):
+                    return None, None  # the network reads the post-processing
+                inside.add(index)
+                pending.append(index)
+    # Constants in the scopes that only the post-processing reads go with it.
+    while True:
+        read = {name for index in inside for name in nodes[index].input}
+        unread = {index for index in inside if nodes[index].op_type in ('Constant', 'Identity')
+                  and not set(nodes[index].output) & read}
+        if not unread:
+            break
+        inside -= unread
+    outside = {name for index, node in enumerate(nodes) if index not in inside
+               for name in node.input} | {output.name for output in model.graph.output}
+    boundary = [name for index in sorted(inside) for name in nodes[index].output
+                if name in outside and nodes[index].op_type not in ('Constant', 'Identity')]
+    types = {info.name: info for info in onnx.shape_inference.infer_shapes(model).graph.value_info}
+    types.update({info.name: info for info in model.graph.output})
+    if not boundary or any(name not in types for name in boundary):
+        return None, None
+    network_nodes = [nodes[index] for index in sorted(inside)]
+    used = {name for node in network_nodes for name in node.input}
+    network = onnx.helper.make_model(
+        onnx.helper.make_graph(
+            network_nodes, 'network', [i for i in model.graph.input if i.name in used],
+            [types[name] for name in boundary],
+            [init for init in model.graph.initializer if init.name in used]),
+        opset_imports=model.opset_import, ir_version=model.ir_version)
+    # The constants both parts read go with both.
+    rest = [node for index, node in enumerate(nodes) if index not in inside or (
+        node.op_type in ('Constant', 'Identity') and set(node.output) & outside)]
+    return network, rest
+
+
+def _join(network, post_processing, model):
+    """The quantized ``network`` with ``model``'s post-processing nodes
+    after it, as one graph with ``model``'s inputs and outputs."""
+    import onnx
+    nodes = list(network.graph.node) + [node for node in post_processing
+                                        if node.name not in {n.name for n in network.graph.node}]
+    # (NNCF turns Constant nodes into initializers; where the post-processing
+    # brought the node along, the node gives the tensor.)
+    produced = {name for node in nodes for name in node.output}
+    have = {init.name for init in network.graph.initializer}
+    used = {name for node in nodes for name in node.input}
+    initializers = [init for init in network.graph.initializer if init.name not in produced] + [
+        init for init in model.graph.initializer if init.name in used and init.name not in have]
+    opsets = {entry.domain: entry.version for entry in model.opset_import}
+    for entry in network.opset_import:
+        opsets[entry.domain] = max(opsets.get(entry.domain, 0), entry.version)
+    joined = onnx.helper.make_model(
+        onnx.helper.make_graph(nodes, model.graph.name, model.graph.input, model.graph.output,
+                               initializers),
+        opset_imports=[onnx.helper.make_opsetid(domain, version)
+                       for domain, version in opsets.items()],
+        ir_version=model.ir_version)
+    onnx.checker.check_model(joined)
+    return joined
 
 
 def _quantize_with_onnxruntime(fp32_file, out_file, inputs, keep_fp32_nodes, calibration,
