@@ -6,7 +6,7 @@ from filelock import FileLock
 
 import ghostnet_mmdet  # noqa: F401  (registers GhostNet)
 
-from .detection_utils import REPO, run_tool, write_tiny_config
+from .detection_utils import REPO, run_tool, tiny_config_paths, write_tiny_config
 
 # timm's GhostNetV2/V3 models by (version, width).
 TIMM = {('v2', 1.0): 'ghostnetv2_100', ('v2', 1.3): 'ghostnetv2_130',
@@ -86,13 +86,13 @@ def trained(tmp_path_factory):
     if os.environ.get('PYTEST_XDIST_WORKER'):
         root = root.parent  # shared by the workers of this run
     folder = root / 'e2e'
+    config, data_root = tiny_config_paths(folder)
     done = folder / 'train.log'
     with FileLock(str(root / 'e2e.lock')):
         if not done.exists():
             folder.mkdir(exist_ok=True)
-            config, _ = write_tiny_config(folder)
+            write_tiny_config(folder)
             result = run_tool(REPO / 'tools' / 'train.py', config, '--work-dir', folder / 'work',
                               cwd=folder)
             done.write_text(result.stdout + result.stderr)
-    return (folder, folder / 'tiny_shapes.py', folder / 'shapes', folder / 'work',
-            done.read_text())
+    return folder, config, data_root, folder / 'work', done.read_text()

@@ -40,10 +40,15 @@ def run_tool(*args, cwd, expect_success=True, env=None, timeout=600):
     return result
 
 
+def tiny_config_paths(folder, name='tiny_shapes.py'):
+    """Where :func:`write_tiny_config` puts the config and its data."""
+    return Path(folder) / name, Path(folder) / 'shapes'
+
+
 def write_tiny_config(folder, name='tiny_shapes.py', extra=''):
     """A user's config on top of the shapes config: tiny data, 6 iterations."""
-    data_root = f'{folder}/shapes/'
-    config = Path(folder) / name
+    config, data_root = tiny_config_paths(folder, name)
+    data_root = f'{data_root}/'
     config.write_text(f"""
 _base_ = '{SHAPES_CONFIG}'
 data_root = '{data_root}'

@@ -250,8 +250,9 @@ def _join(network, post_processing, model):
     """The quantized ``network`` with ``model``'s post-processing nodes
     after it, as one graph with ``model``'s inputs and outputs."""
     import onnx
+    in_network = {node.name for node in network.graph.node}
     nodes = list(network.graph.node) + [node for node in post_processing
-                                        if node.name not in {n.name for n in network.graph.node}]
+                                        if node.name not in in_network]
     # (NNCF turns Constant nodes into initializers; where the post-processing
     # brought the node along, the node gives the tensor.)
     produced = {name for node in nodes for name in node.output}
