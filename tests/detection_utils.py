@@ -164,6 +164,19 @@ def point_config_at_tiny_coco(cfg, data_root, work_dir, max_epochs=1, classes=SH
     return cfg
 
 
+def point_loggers_at_stdout():
+    """MMEngine names its loggers by config and second and hands an existing
+    one back: its console handler still writes to the stream that was
+    sys.stdout when it was made, which pytest closes after that test. Point
+    every console handler at this test's stdout (not setStream, which
+    flushes the closed one first)."""
+    from mmengine.logging import MMLogger
+    for logger in MMLogger._instance_dict.values():
+        for handler in logger.handlers:
+            if type(handler) is logging.StreamHandler:
+                handler.stream = sys.stdout
+
+
 def run_tool_in_process(script, *args, capsys):
     """Run a tool's ``main(argv)`` in this interpreter (seconds faster than
     a fresh one, for error paths): returns (exit status, stdout, stderr)."""
@@ -171,16 +184,7 @@ def run_tool_in_process(script, *args, capsys):
     spec = importlib.util.spec_from_file_location(f'tool_{Path(script).stem}', script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    # MMEngine names its loggers by config and second and hands an existing
-    # one back: its console handler still writes to the stream that was
-    # sys.stdout when it was made, which pytest closes after that test.
-    # Point every console handler at this test's stdout (not setStream,
-    # which flushes the closed one first).
-    from mmengine.logging import MMLogger
-    for logger in MMLogger._instance_dict.values():
-        for handler in logger.handlers:
-            if type(handler) is logging.StreamHandler:
-                handler.stream = sys.stdout
+    point_loggers_at_stdout()
     capsys.readouterr()
     status = module.main([str(a) for a in args])
     captured = capsys.readouterr()

@@ -9,7 +9,7 @@ from mmengine.logging import print_log
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
 
-from ..utils.dataset_check import check_coco_dataset
+from ..utils.dataset_check import check_coco_dataset, check_generated_dataset_root
 from .shapes import (DEFAULT_SPLITS, GENERATOR_VERSION, SHAPE_CLASSES, content_digest,
                      generate_shapes_dataset)
 
@@ -51,6 +51,7 @@ class GhostShapesDataset(CocoDataset):
 
     def load_data_list(self) -> List[dict]:
         if self.generate_if_missing:
+            check_generated_dataset_root(self.data_root, 'val' if self.test_mode else 'train')
             generate_shapes_dataset(self.data_root, self.splits, self.image_size, self.seed,
                                     verbose=get_dist_info()[0] == 0)
             if self.ann_file.endswith('_train.json') and get_dist_info()[0] == 0:

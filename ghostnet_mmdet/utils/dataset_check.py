@@ -1,11 +1,16 @@
 """Fail fast, and clearly, when a config points at dataset files that are
 not there (COCO is 20 GB and never downloaded by this project)."""
+import inspect
+import logging
 import math
+import os
 import os.path as osp
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
+from mmengine.fileio import join_path
 from mmengine.logging import print_log
+from mmengine.utils import is_abs
 
 COCO_HINT = (
     'COCO 2017 is not downloaded by ghostnet_mmdet. Get train2017.zip, '
@@ -43,46 +48,149 @@ def _leaf_datasets(dataset_cfg) -> Iterator[dict]:
         yield dataset_cfg
 
 
-def _join(root, path):
-    if not path or osp.isabs(path) or '://' in str(path):
-        return path
-    return osp.join(root or '', path)
+def resolve_dataset_paths(dataset: dict) -> Tuple[str, Dict[str, str]]:
+    """``(ann_file, data_prefix)`` of a dataset config, joined with its
+    ``data_root`` exactly as MMEngine's ``BaseDataset`` joins them (a path
+    that is absolute or a URL is taken as it is; an empty prefix becomes
+    ``data_root`` itself). ``CocoDataset`` then reads each image at
+    ``osp.join(data_prefix['img'], file_name)``."""
+    root = dataset.get('data_root') or ''
+    ann_file = dataset.get('ann_file') or ''
+    if ann_file and root and not is_abs(ann_file):
+        ann_file = join_path(root, ann_file)
+    prefixes = {}
+    for key, prefix in (dataset.get('data_prefix') or {}).items():
+        if isinstance(prefix, str):
+            prefixes[key] = join_path(root, prefix) if root and not is_abs(prefix) else prefix
+    return ann_file, prefixes
+
+
+def _is_remote(path) -> bool:
+    return '://' in str(path)
+
+
+def _dataset_class(dataset: dict):
+    from mmdet.registry import DATASETS
+    cls = DATASETS.get(dataset.get('type', '')) if isinstance(dataset.get('type'), str) \
+        else dataset.get('type')
+    return cls if isinstance(cls, type) else None
+
+
+def generates_own_files(dataset: dict) -> bool:
+    """Whether a dataset config draws its own files on first use (the
+    dataset class takes ``generate_if_missing``, and it is on)."""
+    cls = _dataset_class(dataset)
+    parameter = inspect.signature(cls.__init__).parameters.get('generate_if_missing') \
+        if cls is not None else None
+    if parameter is None:
+        return False
+    return bool(dataset.get('generate_if_missing', parameter.default))
+
+
+def check_generated_dataset_root(root: str, split: str = 'train') -> None:
+    """Refuse a GhostShapes ``data_root`` that holds something else (a
+    user's own data, most often): one line that says how to train on it."""
+    if root and osp.isdir(root) and os.listdir(root) and \
+            not osp.isfile(osp.join(root, 'meta.json')):
+        raise DatasetError(
+            f"{split}_dataloader.dataset: data_root={root!r} is not a GhostShapes folder (no "
+            "meta.json), but the dataset's type is GhostShapesDataset, which draws GhostShapes "
+            "there. For your own COCO-format data set type='CocoDataset' in the train, val and "
+            "test dataloaders' dataset (see docs/en/user_guides/custom_dataset.md)")
 
 
 def missing_dataset_files(cfg: Config, splits=('train', 'val', 'test')) -> List[str]:
     """Paths (annotation files, image folders) that the config's dataloaders
-    for ``splits`` need and that do not exist."""
+    for ``splits`` need and that do not exist. A GhostShapes ``data_root``
+    that holds other files is refused (:func:`check_generated_dataset_root`)."""
     missing = []
     for split in splits:
         loader = cfg.get(f'{split}_dataloader')
         if not loader:
             continue
         for dataset in _leaf_datasets(loader.get('dataset')):
-            if dataset.get('generate_if_missing'):
-                continue  # datasets that make their own files on first use
-            root = dataset.get('data_root')
-            paths = [_join(root, dataset.get('ann_file'))]
-            prefix = dataset.get('data_prefix') or {}
-            paths += [_join(root, p) for p in prefix.values() if isinstance(p, str)]
-            for path in paths:
-                if path and '://' not in str(path) and not osp.exists(path) and path not in missing:
+            if generates_own_files(dataset):
+                check_generated_dataset_root(dataset.get('data_root'), split)
+                continue  # the files are made on first use
+            ann_file, prefixes = resolve_dataset_paths(dataset)
+            # An empty path is the current folder: MMDetection reads
+            # osp.join('', file_name).
+            for path in [ann_file, *prefixes.values()]:
+                if path and not _is_remote(path) and not osp.exists(path) and path not in missing:
                     missing.append(path)
     return missing
 
 
 def check_dataset_files(cfg: Config, splits=('train', 'val', 'test')) -> None:
-    """Raise :class:`DatasetNotFoundError` naming every missing path."""
+    """Before anything is built: raise :class:`DatasetNotFoundError` naming
+    every missing path, and :class:`DatasetError` for a config that would
+    train or evaluate wrongly without an error (see
+    :func:`check_dataset_config`)."""
     missing = missing_dataset_files(cfg, splits)
-    if not missing:
-        return
-    root = cfg.get('data_root') or 'data/coco/'
-    lines = '\n'.join(f'    {p}' for p in missing)
-    message = f'dataset files named by the config are missing:\n{lines}\n'
-    if any('coco' in str(p).lower() or 'instances_' in str(p) for p in missing):
-        message += COCO_HINT.format(root=root)
-    else:
-        message += 'Fix the paths with --cfg-options (data_root=..., ann_file=...).'
-    raise DatasetNotFoundError(message)
+    if missing:
+        root = cfg.get('data_root') or 'data/coco/'
+        lines = '\n'.join(f'    {p}' for p in missing)
+        message = f'dataset files named by the config are missing:\n{lines}\n'
+        if any('coco' in str(p).lower() or 'instances_' in str(p) for p in missing):
+            message += COCO_HINT.format(root=root)
+        else:
+            message += 'Fix the paths with --cfg-options (data_root=..., ann_file=...).'
+        raise DatasetNotFoundError(message)
+    check_dataset_config(cfg, splits)
+
+
+def _head_class_counts(model: dict) -> List[Tuple[str, int]]:
+    """``(key, num_classes)`` of the heads that classify objects."""
+    found = []
+    heads = [('model.bbox_head', model.get('bbox_head'))]
+    roi_heads = (model.get('roi_head') or {}).get('bbox_head')
+    heads += [(f'model.roi_head.bbox_head[{i}]', h) for i, h in enumerate(roi_heads)] \
+        if isinstance(roi_heads, (list, tuple)) else [('model.roi_head.bbox_head', roi_heads)]
+    for key, head in heads:
+        if isinstance(head, dict) and isinstance(head.get('num_classes'), int):
+            found.append((f'{key}.num_classes', head['num_classes']))
+    return found
+
+
+def check_dataset_config(cfg: Config, splits=('train', 'val', 'test')) -> None:
+    """Raise :class:`DatasetError` for what MMDetection would run without a
+    word and get wrong: a head with fewer classes than the dataset (labels
+    past ``num_classes`` train as background), and a ``CocoMetric`` whose
+    ``ann_file`` is not the file its dataloader reads (predictions scored
+    against other images' boxes)."""
+    for split in splits:
+        loader = cfg.get(f'{split}_dataloader')
+        if not loader:
+            continue
+        for dataset in _leaf_datasets(loader.get('dataset')):
+            cls = _dataset_class(dataset)
+            classes = (dataset.get('metainfo') or {}).get('classes') or \
+                (getattr(cls, 'METAINFO', None) or {}).get('classes')
+            if not classes:
+                continue
+            for key, count in _head_class_counts(cfg.get('model') or {}):
+                if count > len(classes) and split == splits[0]:
+                    print_log(f'{key}={count} for the {len(classes)} classes of '
+                              f'{split}_dataloader.dataset: the extra outputs never learn an '
+                              'object', logger='current', level=logging.WARNING)
+                elif count < len(classes):
+                    raise DatasetError(
+                        f'{key}={count}, but {split}_dataloader.dataset has {len(classes)} '
+                        f'classes ({_show(classes)}): set {key}={len(classes)} (labels past '
+                        'num_classes would train as background)')
+        evaluator = cfg.get(f'{split}_evaluator')
+        datasets = list(_leaf_datasets(loader.get('dataset')))
+        if split == 'train' or not isinstance(evaluator, dict) or len(datasets) != 1 or \
+                evaluator.get('type') != 'CocoMetric' or not evaluator.get('ann_file'):
+            continue
+        read, _ = resolve_dataset_paths(datasets[0])
+        scored = evaluator['ann_file']
+        if read and not _is_remote(read) and not _is_remote(scored) and \
+                osp.realpath(read) != osp.realpath(scored):
+            raise DatasetError(
+                f'{split}_evaluator.ann_file={scored!r} is not the file {split}_dataloader reads '
+                f'({read!r}): CocoMetric would score the predictions against other boxes. Set '
+                f'{split}_evaluator = dict(ann_file={read!r})')
 
 
 def check_coco_annotation_file(ann_file: str) -> dict:
@@ -240,23 +348,21 @@ def check_coco_dataset(ann_file: str, image_dir: str, classes: Sequence[str],
 def check_config_datasets(cfg: Config, splits=('train', 'val', 'test')) -> None:
     """Run :func:`check_coco_dataset` on every COCO-style dataset that the
     config's dataloaders for ``splits`` read (datasets that make their own
-    files on first use check themselves when they do)."""
+    files on first use check themselves when they do), with the paths
+    resolved as MMEngine resolves them."""
     from mmdet.datasets import CocoDataset
-    from mmdet.registry import DATASETS
     checked = set()
     for split in splits:
         loader = cfg.get(f'{split}_dataloader')
         if not loader:
             continue
         for dataset in _leaf_datasets(loader.get('dataset')):
-            cls = DATASETS.get(dataset.get('type', ''))
-            if dataset.get('generate_if_missing') or not (
-                    isinstance(cls, type) and issubclass(cls, CocoDataset)):
+            cls = _dataset_class(dataset)
+            if generates_own_files(dataset) or not (cls and issubclass(cls, CocoDataset)):
                 continue
-            root = dataset.get('data_root')
-            ann_file = _join(root, dataset.get('ann_file'))
-            image_dir = _join(root, (dataset.get('data_prefix') or {}).get('img', ''))
-            if (ann_file, image_dir) in checked or '://' in str(ann_file):
+            ann_file, prefixes = resolve_dataset_paths(dataset)
+            image_dir = prefixes.get('img', '')
+            if (ann_file, image_dir) in checked or _is_remote(ann_file):
                 continue
             checked.add((ann_file, image_dir))
             classes = (dataset.get('metainfo') or {}).get('classes') or cls.METAINFO['classes']
