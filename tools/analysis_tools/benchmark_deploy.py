@@ -268,6 +268,9 @@ def main():
     parser.add_argument('--image', help='time on this image (resized to each size, normalised '
                         'by each detector\'s preprocessor) instead of random input: with trained '
                         '--checkpoints, NMS gets the work of a real image')
+    parser.add_argument('--out', help='also write the medians, with the processor, versions, '
+                        'threads and date, to this JSON file (.dev_scripts/record_latency.py '
+                        'puts them into the metafiles)')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     image = None
@@ -281,8 +284,9 @@ def main():
                  if not args.only or any(part in name for part in args.only)}
     import onnxruntime
     import openvino
-    print(f'{processor_name()}; torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, '
-          f'OpenVINO {openvino.__version__.split("-")[0]}; {args.part}, {args.threads} threads, '
+    software = (f'torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, '
+                f'OpenVINO {openvino.__version__.split("-")[0]}')
+    print(f'{processor_name()}; {software}; {args.part}, {args.threads} threads, '
           f'batch 1, {args.rounds} interleaved rounds, medians in ms')
     results, times = {}, {}
     with tempfile.TemporaryDirectory() as folder:
@@ -311,6 +315,17 @@ def main():
             for (name, mode), value in medians(run).items():
                 results[(name, mode, size)] = value
     names = list(dict.fromkeys(name for name, _, _ in results))
+    if args.out:
+        import datetime
+        import json
+        medians_out = {}
+        for (name, mode, size), value in results.items():
+            medians_out.setdefault(name, {}).setdefault(mode, {})[size] = round(value, 2)
+        with open(args.out, 'w') as f:
+            json.dump(dict(processor=processor_name(), software=software, part=args.part,
+                           threads=args.threads, rounds=args.rounds,
+                           date=datetime.date.today().isoformat(), configs=detectors,
+                           medians=medians_out), f, indent=1)
     header = ' | '.join(f'{mode} {size}' for size in args.sizes for mode in args.modes)
     print(f'\n| {args.part} | {header} |')
     print('|---|' + '---|' * (len(args.sizes) * len(args.modes)))

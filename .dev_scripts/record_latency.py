@@ -1,0 +1,59 @@
+"""Put the medians of a benchmark_deploy.py --out file into the metafiles,
+as each model's ``inference time (ms/im)`` (MMDetection's key), replacing
+the entries of the same machine and resolution.
+
+    python tools/analysis_tools/benchmark_deploy.py --sizes 320 --only GhostShapes \
+        --modes onnxruntime openvino --rounds 10 --out latency.json
+    python .dev_scripts/record_latency.py latency.json --machine epyc-avx512
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BACKENDS = dict(eager='PyTorch', fused='PyTorch (fused)', onnxruntime='onnxruntime',
+                openvino='OpenVINO', ncnn='ncnn')
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('results', help='the JSON file of benchmark_deploy.py --out')
+    parser.add_argument('--machine', required=True, help='its name in configs/machines.yml')
+    args = parser.parse_args(argv)
+    machines = yaml.safe_load((REPO / 'configs' / 'machines.yml').read_text())
+    if args.machine not in machines:
+        parser.error(f'--machine {args.machine!r} is not in configs/machines.yml: '
+                     f'{", ".join(machines)}')
+    run = json.loads(Path(args.results).read_text())
+    by_config = {config: name for name, config in run['configs'].items()}
+    for metafile in sorted((REPO / 'configs').glob('*/metafile.yml')):
+        text = metafile.read_text()
+        header = ''.join(line for line in text.splitlines(True) if line.startswith('#'))
+        content = yaml.safe_load(text)
+        for model in content['Models']:
+            name = by_config.get(model['Config'])
+            if name is None:
+                continue
+            entries = model['Metadata'].setdefault('inference time (ms/im)', [])
+            for mode, sizes in run['medians'][name].items():
+                for size, value in sizes.items():
+                    resolution = f'({size}, {size})'
+                    entries[:] = [e for e in entries if not (
+                        e['hardware'] == args.machine and e['resolution'] == resolution and
+                        e['backend'] == BACKENDS.get(mode, mode))]
+                    entries.append({'value': value, 'hardware': args.machine,
+                                    'backend': BACKENDS.get(mode, mode), 'batch size': 1,
+                                    'mode': 'FP32', 'resolution': resolution,
+                                    'threads': run['threads'], 'software': run['software'],
+                                    'date': run['date']})
+            print(f'{metafile.relative_to(REPO)}: {model["Name"]}: {len(entries)} entries')
+        metafile.write_text(header + yaml.safe_dump(content, sort_keys=False, width=100,
+                                                   allow_unicode=True))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
