@@ -1,70 +1,76 @@
-"""Draw bbox mAP against CPU latency (as the GhostNet papers' Figure 1) from
-the measured numbers in a JSON file.
+"""Draw bbox mAP against deployed CPU latency (as the GhostNet papers'
+Figure 1) from the metafiles: each GhostShapes model with a result and an
+``inference time (ms/im)`` entry of the same machine, one point per runtime.
 
-    python tools/analysis_tools/plot_speed_accuracy.py docs/speed_accuracy.json \\
-        --out docs/speed_accuracy.png
-    python tools/analysis_tools/plot_speed_accuracy.py docs/deploy_speed_accuracy.json \\
-        --out docs/deploy_speed_accuracy.png
+    python tools/analysis_tools/plot_speed_accuracy.py --machine epyc-avx512 \\
+        --resolution 320 --out docs/speed_accuracy.png
 
-The JSON holds ``{"title": ..., "latency": "what was timed", "points":
-[{"name": ..., "map": ..., "latency_ms": ..., "family": ...}, ...]}``, or
-several such panels side by side: ``{"title": ..., "panels": [{"latency":
-..., "points": [...]}, ...]}``; points of one family are joined by a line
-(in latency order), and share a colour across panels.
+Figures of one machine only (configs/machines.yml): its newest result per
+model, its latency entries at the resolution.
 """
 import argparse
-import json
+import sys
+from pathlib import Path
 
 import matplotlib
+import yaml
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
-
-def draw(axes, panel, colours):
-    families = {}
-    for point in panel['points']:
-        families.setdefault(point.get('family', point['name']), []).append(point)
-    for family, points in families.items():
-        points.sort(key=lambda p: p['latency_ms'])
-        colour = colours.setdefault(family, f'C{len(colours)}')
-        axes.plot([p['latency_ms'] for p in points], [p['map'] for p in points], marker='o',
-                  color=colour, linestyle='-' if len(points) > 1 else 'none', label=family)
-        for point in points:
-            axes.annotate(point['name'], (point['latency_ms'], point['map']),
-                          textcoords='offset points', xytext=(4, 3), fontsize=6.5)
-    axes.set_xlabel(f'CPU latency (ms): {panel["latency"]}', fontsize=8)
-    axes.set_ylabel('bbox mAP (GhostShapes val)')
-    if panel.get('log_x'):
-        from matplotlib.ticker import FormatStrFormatter
-        axes.set_xscale('log')
-        for axis_formatter in (axes.xaxis.set_major_formatter, axes.xaxis.set_minor_formatter):
-            axis_formatter(FormatStrFormatter('%g'))
-        axes.tick_params(axis='x', which='minor', labelsize=6)
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=7, loc='lower right')
+REPO = Path(__file__).resolve().parents[2]
 
 
-def main():
+def points(machine: str, resolution: int):
+    """``{backend: [(name, latency_ms, bbox_mAP), ...]}`` of ``machine``."""
+    found = {}
+    for metafile in sorted((REPO / 'configs').glob('*/metafile.yml')):
+        for model in yaml.safe_load(metafile.read_text())['Models']:
+            results = [r for r in model.get('Results', []) if r['Machine'] == machine]
+            if not results:
+                continue
+            result = max(results, key=lambda r: str(r['Date']))
+            name = f"{model['Metadata']['Detector'].split(' (')[0]} {model['Metadata']['Backbone']}"
+            for entry in model['Metadata'].get('inference time (ms/im)', []):
+                if entry['hardware'] == machine and \
+                        entry['resolution'] == f'({resolution}, {resolution})':
+                    found.setdefault(entry['backend'], []).append(
+                        (name, entry['value'], result['Metrics']['bbox_mAP']))
+    return found
+
+
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('table', help='JSON file of measured points')
-    parser.add_argument('--out', required=True, help='PNG to write')
-    args = parser.parse_args()
-    with open(args.table) as f:
-        table = json.load(f)
-    panels = table.get('panels') or [table]
-    figure, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.6), dpi=150,
-                                squeeze=False)
-    colours = {}
-    for axis, panel in zip(axes[0], panels):
-        draw(axis, panel, colours)
-        if len(panels) > 1 and panel.get('title'):
-            axis.set_title(panel['title'], fontsize=9)
-    figure.suptitle(table.get('title', ''), fontsize=10)
+    parser.add_argument('--machine', required=True, help='a name of configs/machines.yml')
+    parser.add_argument('--resolution', type=int, default=320)
+    parser.add_argument('--out', required=True, help='the PNG to write')
+    args = parser.parse_args(argv)
+    machines = yaml.safe_load((REPO / 'configs' / 'machines.yml').read_text())
+    if args.machine not in machines:
+        parser.error(f'--machine {args.machine!r} is not in configs/machines.yml: '
+                     f'{", ".join(machines)}')
+    found = points(args.machine, args.resolution)
+    if not found:
+        parser.error(f'no model has both a result and a latency at {args.resolution} on '
+                     f'{args.machine}')
+    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=150)
+    for index, (backend, series) in enumerate(sorted(found.items())):
+        axes.plot([p[1] for p in series], [p[2] for p in series], 'o', color=f'C{index}',
+                  label=backend)
+        for name, latency, value in series:
+            axes.annotate(name, (latency, value), textcoords='offset points', xytext=(4, 3),
+                          fontsize=6.5)
+    info = machines[args.machine]
+    axes.set_xlabel(f'latency (ms), whole detector, {args.resolution}x{args.resolution}, batch 1')
+    axes.set_ylabel('bbox mAP (GhostShapes val)')
+    axes.set_title(f"{info['name']}: {info['processor']}", fontsize=8)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(args.out)
-    print(f'wrote {args.out}')
+    print(f'{args.out}: {sum(len(s) for s in found.values())} points')
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())
