@@ -48,6 +48,23 @@ def _leaf_datasets(dataset_cfg) -> Iterator[dict]:
         yield dataset_cfg
 
 
+def _split_datasets(cfg: Config, splits) -> Iterator[Tuple[str, dict]]:
+    """``(split, dataset config)`` of every leaf dataset the config's
+    dataloaders for ``splits`` read."""
+    for split in splits:
+        loader = cfg.get(f'{split}_dataloader')
+        if loader:
+            for dataset in _leaf_datasets(loader.get('dataset')):
+                yield split, dataset
+
+
+def _dataset_classes(dataset: dict, cls) -> Sequence[str]:
+    """The classes a dataset config trains on: its metainfo's, else its
+    class's."""
+    return (dataset.get('metainfo') or {}).get('classes') or \
+        (getattr(cls, 'METAINFO', None) or {}).get('classes') or ()
+
+
 def resolve_dataset_paths(dataset: dict) -> Tuple[str, Dict[str, str]]:
     """``(ann_file, data_prefix)`` of a dataset config, joined with its
     ``data_root`` exactly as MMEngine's ``BaseDataset`` joins them (a path
@@ -104,20 +121,16 @@ def missing_dataset_files(cfg: Config, splits=('train', 'val', 'test')) -> List[
     for ``splits`` need and that do not exist. A GhostShapes ``data_root``
     that holds other files is refused (:func:`check_generated_dataset_root`)."""
     missing = []
-    for split in splits:
-        loader = cfg.get(f'{split}_dataloader')
-        if not loader:
-            continue
-        for dataset in _leaf_datasets(loader.get('dataset')):
-            if generates_own_files(dataset):
-                check_generated_dataset_root(dataset.get('data_root'), split)
-                continue  # the files are made on first use
-            ann_file, prefixes = resolve_dataset_paths(dataset)
-            # An empty path is the current folder: MMDetection reads
-            # osp.join('', file_name).
-            for path in [ann_file, *prefixes.values()]:
-                if path and not _is_remote(path) and not osp.exists(path) and path not in missing:
-                    missing.append(path)
+    for split, dataset in _split_datasets(cfg, splits):
+        if generates_own_files(dataset):
+            check_generated_dataset_root(dataset.get('data_root'), split)
+            continue  # the files are made on first use
+        ann_file, prefixes = resolve_dataset_paths(dataset)
+        # An empty path is the current folder: MMDetection reads
+        # osp.join('', file_name).
+        for path in [ann_file, *prefixes.values()]:
+            if path and not _is_remote(path) and not osp.exists(path) and path not in missing:
+                missing.append(path)
     return missing
 
 
@@ -158,28 +171,22 @@ def check_dataset_config(cfg: Config, splits=('train', 'val', 'test')) -> None:
     past ``num_classes`` train as background), and a ``CocoMetric`` whose
     ``ann_file`` is not the file its dataloader reads (predictions scored
     against other images' boxes)."""
+    model = cfg.get('model') or {}
+    for split, dataset in _split_datasets(cfg, splits):
+        classes = _dataset_classes(dataset, _dataset_class(dataset))
+        for key, count in _head_class_counts(model) if classes else ():
+            if count > len(classes) and split == splits[0]:
+                print_log(f'{key}={count} for the {len(classes)} classes of '
+                          f'{split}_dataloader.dataset: the extra outputs never learn an '
+                          'object', logger='current', level=logging.WARNING)
+            elif count < len(classes):
+                raise DatasetError(
+                    f'{key}={count}, but {split}_dataloader.dataset has {len(classes)} '
+                    f'classes ({_show(classes)}): set {key}={len(classes)} (labels past '
+                    'num_classes would train as background)')
     for split in splits:
-        loader = cfg.get(f'{split}_dataloader')
-        if not loader:
-            continue
-        for dataset in _leaf_datasets(loader.get('dataset')):
-            cls = _dataset_class(dataset)
-            classes = (dataset.get('metainfo') or {}).get('classes') or \
-                (getattr(cls, 'METAINFO', None) or {}).get('classes')
-            if not classes:
-                continue
-            for key, count in _head_class_counts(cfg.get('model') or {}):
-                if count > len(classes) and split == splits[0]:
-                    print_log(f'{key}={count} for the {len(classes)} classes of '
-                              f'{split}_dataloader.dataset: the extra outputs never learn an '
-                              'object', logger='current', level=logging.WARNING)
-                elif count < len(classes):
-                    raise DatasetError(
-                        f'{key}={count}, but {split}_dataloader.dataset has {len(classes)} '
-                        f'classes ({_show(classes)}): set {key}={len(classes)} (labels past '
-                        'num_classes would train as background)')
         evaluator = cfg.get(f'{split}_evaluator')
-        datasets = list(_leaf_datasets(loader.get('dataset')))
+        datasets = [dataset for _, dataset in _split_datasets(cfg, [split])]
         if split == 'train' or not isinstance(evaluator, dict) or len(datasets) != 1 or \
                 evaluator.get('type') != 'CocoMetric' or not evaluator.get('ann_file'):
             continue
@@ -352,20 +359,16 @@ def check_config_datasets(cfg: Config, splits=('train', 'val', 'test')) -> None:
     resolved as MMEngine resolves them."""
     from mmdet.datasets import CocoDataset
     checked = set()
-    for split in splits:
-        loader = cfg.get(f'{split}_dataloader')
-        if not loader:
+    for _, dataset in _split_datasets(cfg, splits):
+        cls = _dataset_class(dataset)
+        if generates_own_files(dataset) or not (cls and issubclass(cls, CocoDataset)):
             continue
-        for dataset in _leaf_datasets(loader.get('dataset')):
-            cls = _dataset_class(dataset)
-            if generates_own_files(dataset) or not (cls and issubclass(cls, CocoDataset)):
-                continue
-            ann_file, prefixes = resolve_dataset_paths(dataset)
-            image_dir = prefixes.get('img', '')
-            if (ann_file, image_dir) in checked or _is_remote(ann_file):
-                continue
-            checked.add((ann_file, image_dir))
-            classes = (dataset.get('metainfo') or {}).get('classes') or cls.METAINFO['classes']
-            filter_empty = bool((dataset.get('filter_cfg') or {}).get('filter_empty_gt')) and \
-                not dataset.get('test_mode', False)
-            check_coco_dataset(ann_file, image_dir, classes, filter_empty_gt=filter_empty)
+        ann_file, prefixes = resolve_dataset_paths(dataset)
+        image_dir = prefixes.get('img', '')
+        if (ann_file, image_dir) in checked or _is_remote(ann_file):
+            continue
+        checked.add((ann_file, image_dir))
+        filter_empty = bool((dataset.get('filter_cfg') or {}).get('filter_empty_gt')) and \
+            not dataset.get('test_mode', False)
+        check_coco_dataset(ann_file, image_dir, _dataset_classes(dataset, cls),
+                           filter_empty_gt=filter_empty)
