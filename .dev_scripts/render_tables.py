@@ -149,8 +149,8 @@ def render_latency(page: Path, metafiles: str = 'ghostnet,baselines', detector: 
                 for n, values in timed.items()]
         parts.append(
             _table(['detector', 'backbone'] + [f'{b} ms' for b in backends], rows) +
-            f"\n\n{mode}, batch {batch}, {resolution}, {threads} threads, medians of one "
-            f"interleaved run; {date}. " + _machine_notes({(machine, software): True}) + '\n')
+            f"\n\n{mode}, batch {batch}, {resolution.strip('()').replace(', ', 'x')}, {threads} "
+            f'threads, medians of one interleaved run; {date}. ' + _machine_notes({(machine, software): True}) + '\n')
     return '\n'.join(parts)
 
 

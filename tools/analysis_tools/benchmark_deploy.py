@@ -320,7 +320,7 @@ def main():
         import json
         medians_out = {}
         for (name, mode, size), value in results.items():
-            medians_out.setdefault(name, {}).setdefault(mode, {})[size] = round(value, 2)
+            medians_out.setdefault(name, {}).setdefault(mode, {})[size] = round(value, 3)
         with open(args.out, 'w') as f:
             json.dump(dict(processor=processor_name(), software=software, part=args.part,
                            threads=args.threads, rounds=args.rounds,

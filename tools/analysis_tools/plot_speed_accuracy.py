@@ -9,6 +9,7 @@ Figures of one machine only (configs/machines.yml): its newest result per
 model, its latency entries at the resolution.
 """
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -30,7 +31,8 @@ def points(machine: str, resolution: int):
             if not results:
                 continue
             result = max(results, key=lambda r: str(r['Date']))
-            name = f"{model['Metadata']['Detector'].split(' (')[0]} {model['Metadata']['Backbone']}"
+            detector = re.split(r' \(| neck', model['Metadata']['Detector'])[0]
+            name = f"{detector} {model['Metadata']['Backbone']}"
             for entry in model['Metadata'].get('inference time (ms/im)', []):
                 if entry['hardware'] == machine and \
                         entry['resolution'] == f'({resolution}, {resolution})':
@@ -54,12 +56,18 @@ def main(argv=None) -> int:
         parser.error(f'no model has both a result and a latency at {args.resolution} on '
                      f'{args.machine}')
     figure, axes = plt.subplots(figsize=(7, 4.5), dpi=150)
+    by_model = {}
     for index, (backend, series) in enumerate(sorted(found.items())):
         axes.plot([p[1] for p in series], [p[2] for p in series], 'o', color=f'C{index}',
                   label=backend)
         for name, latency, value in series:
-            axes.annotate(name, (latency, value), textcoords='offset points', xytext=(4, 3),
-                          fontsize=6.5)
+            by_model.setdefault(name, []).append((latency, value))
+    # One label per model, at its fastest runtime; its runtimes joined.
+    for name, runtimes in by_model.items():
+        runtimes.sort()
+        axes.plot(*zip(*runtimes), color='grey', linewidth=0.6, zorder=0)
+        axes.annotate(name, runtimes[0], textcoords='offset points', xytext=(0, 5),
+                      fontsize=6.5, ha='center')
     info = machines[args.machine]
     axes.set_xlabel(f'latency (ms), whole detector, {args.resolution}x{args.resolution}, batch 1')
     axes.set_ylabel('bbox mAP (GhostShapes val)')
