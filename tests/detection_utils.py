@@ -18,6 +18,8 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from ghostnet_mmdet.datasets import SHAPE_CLASSES
 
+from .backbone_utils import randomize_norm_stats
+
 REPO = Path(__file__).resolve().parents[1]
 # Every config the repository ships (baselines included).
 CONFIGS = sorted(p for p in (REPO / 'configs').rglob('*.py') if '_base_' not in p.parts)
@@ -283,7 +285,6 @@ def build_detector(cfg):
 def build_config_detector(config, num_classes=None):
     """``(cfg, detector)`` of a config file: no pretrained weights, BN
     statistics randomised, eval mode."""
-    from .conftest import randomize_norm_stats
     cfg = Config.fromfile(config)
     cfg.model.backbone.init_cfg = None
     if num_classes:

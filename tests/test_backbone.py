@@ -8,7 +8,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmdet.registry import MODELS
 from ghostnet_mmdet.models import GhostNet, ghostnet_channels
 
-from .conftest import randomize_norm_stats
+from .backbone_utils import randomize_norm_stats
 
 # Measured on timm's network (test_checkpoint_conversion compares the two).
 EXPECTED_CHANNELS = {
@@ -292,9 +292,20 @@ def test_bad_input_raises_clear_error(shape, message):
 
 
 def test_other_input_channels():
-    model = GhostNet(in_channels=1).eval()
+    """A grey-level GhostNet is the RGB one with its stem's kernels summed
+    over the colours: fed a grey image, it gives what the RGB network gives
+    for that image in three equal channels."""
+    rgb = GhostNet().eval()
+    grey = GhostNet(in_channels=1).eval()
+    weights = rgb.state_dict()
+    weights['stem.conv.weight'] = weights['stem.conv.weight'].sum(dim=1, keepdim=True)
+    grey.load_state_dict(weights)
+    x = torch.randn(1, 1, 64, 64)
     with torch.no_grad():
-        assert len(model(torch.randn(1, 1, 32, 32))) == 3
+        expected, actual = rgb(x.repeat(1, 3, 1, 1)), grey(x)
+    assert [tuple(f.shape) for f in actual] == [(1, 40, 8, 8), (1, 112, 4, 4), (1, 160, 2, 2)]
+    for exp, act in zip(expected, actual):
+        torch.testing.assert_close(act, exp, rtol=1e-4, atol=1e-5)
 
 
 def test_config_dict_arguments():

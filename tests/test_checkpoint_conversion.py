@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 from ghostnet_mmdet.models import GhostNet
 from ghostnet_mmdet.utils import mmdet_to_official, official_to_mmdet
 
-from .conftest import randomize_norm_stats, timm_taps
+from .backbone_utils import randomize_norm_stats, timm_taps
 
 REPO = Path(__file__).resolve().parents[1]
 CONVERTER = REPO / 'tools' / 'model_converters' / 'ghostnet_to_mmdet.py'

@@ -16,7 +16,7 @@ from ghostnet_mmdet.models import GhostNet, GhostNetV2, GhostNetV3
 from ghostnet_mmdet.models.layers import SqueezeExcite
 from ghostnet_mmdet.utils.benchmark import processor_name
 
-from .conftest import ours_from_timm, randomize_norm_stats, timm_model
+from .backbone_utils import ours_from_timm, randomize_norm_stats, timm_model
 from .detection_utils import SHAPES_CONFIG, build_config_detector
 
 CLASSES = {'v1': GhostNet, 'v2': GhostNetV2, 'v3': GhostNetV3}

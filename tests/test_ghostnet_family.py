@@ -13,7 +13,7 @@ from ghostnet_mmdet.models import GhostNet, GhostNetV2, GhostNetV3, ghostnet_pla
 from ghostnet_mmdet.utils.checkpoint_conversion import mmdet_to_official
 from ghostnet_mmdet.utils.complexity import conv_linear_macs, imagenet_head_macs
 
-from .conftest import TAPS, TIMM, ours_from_timm, randomize_norm_stats, timm_model, timm_taps
+from .backbone_utils import TAPS, TIMM, ours_from_timm, randomize_norm_stats, timm_model, timm_taps
 from .detection_utils import REPO, run_tool_in_process
 
 CLASSES = {'v1': GhostNet, 'v2': GhostNetV2, 'v3': GhostNetV3}

@@ -20,9 +20,13 @@ def test_mmcv_compiled_ops_run_on_cpu():
     assert sorted(keep.tolist()) == [0, 2, 3]
     _, keep = nms(boxes[:3], scores[:3], 0.5)
     assert keep.tolist() == [0, 2]
-    feats = torch.arange(16.).view(1, 1, 4, 4)
-    pooled = roi_align(feats, torch.tensor([[0., 0., 0., 4., 4.]]), (2, 2), 1.0, 2, 'avg', True)
-    assert pooled.shape == (1, 1, 2, 2)
+    # RoIAlign against torchvision's (the same definition, another code).
+    from torchvision.ops import roi_align as reference
+    feats = torch.arange(64.).view(1, 1, 8, 8)
+    rois = torch.tensor([[0., 0., 0., 4., 4.], [0., 1.5, 2., 7., 6.5]])
+    pooled = roi_align(feats, rois, (2, 2), 1.0, 2, 'avg', True)
+    torch.testing.assert_close(pooled, reference(feats, rois, (2, 2), 1.0, 2, aligned=True))
+    assert pooled[0, 0].tolist() == [[4.5, 6.5], [20.5, 22.5]]  # means of 2x2 pixels
 
 
 USER_CONFIG = (
