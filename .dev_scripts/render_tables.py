@@ -92,7 +92,8 @@ def render_shapes(page: Path, metafiles: str = 'ghostnet,baselines', detector: s
                 machine += f", {result['Threads']} thread"
             if result.get('Note'):
                 notes.append(result['Note'])
-                machine += ' ' + '*' * (sorted(set(notes), key=notes.index).index(result['Note']) + 1)
+                marks = sorted(set(notes), key=notes.index).index(result['Note']) + 1
+                machine += ' ' + '*' * marks
             log = result.get('Training Log')
             time = _number(result.get('Training Time (s/iter)'), 2)
             rows.append([meta['Detector'], meta['Backbone'], _millions(meta['Parameters']),
@@ -150,7 +151,8 @@ def render_latency(page: Path, metafiles: str = 'ghostnet,baselines', detector: 
         parts.append(
             _table(['detector', 'backbone'] + [f'{b} ms' for b in backends], rows) +
             f"\n\n{mode}, batch {batch}, {resolution.strip('()').replace(', ', 'x')}, {threads} "
-            f'threads, medians of one interleaved run; {date}. ' + _machine_notes({(machine, software): True}) + '\n')
+            f'threads, medians of one interleaved run; {date}. ' +
+            _machine_notes({(machine, software): True}) + '\n')
     return '\n'.join(parts)
 
 

@@ -44,9 +44,8 @@ def timm_model(version, width):
 def ours_from_timm(version, width, reference, **kwargs):
     """Our network of ``version`` and ``width`` with ``reference``'s weights
     (converted by our converter), taps :data:`TAPS`, in eval mode."""
-    from ghostnet_mmdet.models import GhostNet, GhostNetV2, GhostNetV3
+    from ghostnet_mmdet.models import GHOSTNET_VERSIONS
     from ghostnet_mmdet.utils import official_to_mmdet
-    classes = {'v1': GhostNet, 'v2': GhostNetV2, 'v3': GhostNetV3}
-    model = classes[version](widen_factor=width, out_indices=TAPS, **kwargs)
+    model = GHOSTNET_VERSIONS[version](widen_factor=width, out_indices=TAPS, **kwargs)
     model.load_state_dict(official_to_mmdet(reference.state_dict()), strict=True)
     return model.eval()

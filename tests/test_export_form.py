@@ -12,14 +12,14 @@ from ghostnet_mmdet.deploy import export_backbone_onnx, prepare_for_export
 from ghostnet_mmdet.deploy.ghostnet_form import (ChannelLayout, GhostNetExportForm,
                                                  backbone_export_form, to_export_form)
 from ghostnet_mmdet.deploy.layout import layout_breaks
-from ghostnet_mmdet.models import GhostNet, GhostNetV2, GhostNetV3
+from ghostnet_mmdet.models import GHOSTNET_VERSIONS, GhostNet
 from ghostnet_mmdet.models.layers import SqueezeExcite
 from ghostnet_mmdet.utils.benchmark import processor_name
 
 from .backbone_utils import ours_from_timm, randomize_norm_stats, timm_model
 from .detection_utils import SHAPES_CONFIG, build_config_detector
 
-CLASSES = {'v1': GhostNet, 'v2': GhostNetV2, 'v3': GhostNetV3}
+CLASSES = GHOSTNET_VERSIONS
 TAPS = (2, 4, 6, 8, 9)
 
 

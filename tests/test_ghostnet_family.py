@@ -9,14 +9,14 @@ from timm.layers import make_divisible as timm_make_divisible
 
 from mmdet.models.utils import make_divisible
 from ghostnet_mmdet.apis import identify_ghostnet
-from ghostnet_mmdet.models import GhostNet, GhostNetV2, GhostNetV3, ghostnet_plan
+from ghostnet_mmdet.models import GHOSTNET_VERSIONS, GhostNet, GhostNetV2, GhostNetV3, ghostnet_plan
 from ghostnet_mmdet.utils.checkpoint_conversion import mmdet_to_official
 from ghostnet_mmdet.utils.complexity import conv_linear_macs, imagenet_head_macs
 
 from .backbone_utils import TAPS, TIMM, ours_from_timm, randomize_norm_stats, timm_model, timm_taps
 from .detection_utils import REPO, run_tool_in_process
 
-CLASSES = {'v1': GhostNet, 'v2': GhostNetV2, 'v3': GhostNetV3}
+CLASSES = GHOSTNET_VERSIONS
 CONVERTER = REPO / 'tools' / 'model_converters' / 'ghostnet_to_mmdet.py'
 
 

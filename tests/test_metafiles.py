@@ -23,7 +23,8 @@ render_tables = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(render_tables)
 
 METAFILES = sorted((REPO / 'configs').glob('*/metafile.yml'))
-MODELS_BY_CONFIG = {m['Config']: m for f in METAFILES for m in yaml.safe_load(f.read_text())['Models']}
+MODELS_BY_CONFIG = {model['Config']: model for metafile in METAFILES
+                    for model in yaml.safe_load(metafile.read_text())['Models']}
 MACHINES = yaml.safe_load((REPO / 'configs' / 'machines.yml').read_text())
 
 
@@ -92,8 +93,10 @@ def test_a_cell_edited_by_hand_is_caught():
 # --- a figure in prose names its machine ----------------------------------
 
 FENCE = re.compile(r'```.*?```', re.S)
+# A time, an mAP-like figure (not a learning rate or a tolerance), a ratio.
 FIGURE = re.compile(r'\b\d+(?:\.\d+)?\s?(?:ms|s / iter|s per iteration|s/iteration|'
-                    r'min(?:utes)?\b|seconds\b)|(?<!lr )(?<!within )\b0\.\d{3}\b|\b\d\.\d\d(?:-\d\.\d\d)?x\b')
+                    r'min(?:utes)?\b|seconds\b)|(?<!lr )(?<!within )\b0\.\d{3}\b|'
+                    r'\b\d\.\d\d(?:-\d\.\d\d)?x\b')
 MACHINE = re.compile(r'EPYC|Xeon|Core i\d|Ryzen|AVX|H100|H200|Kirin|Snapdragon|GPU')
 
 

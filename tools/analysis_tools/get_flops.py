@@ -24,7 +24,7 @@ from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 
 import ghostnet_mmdet  # noqa: F401
-from ghostnet_mmdet.models import GhostNet, GhostNetV2, GhostNetV3
+from ghostnet_mmdet.models import GHOSTNET_VERSIONS
 from ghostnet_mmdet.utils.complexity import conv_linear_macs, imagenet_head_macs
 
 
@@ -85,12 +85,9 @@ def detector_complexity(config, shape, cfg_options=None):
     )
 
 
-VERSIONS = {'v1': GhostNet, 'v2': GhostNetV2, 'v3': GhostNetV3}
-
-
 def backbone_complexity(widen_factor, shape=(224, 224), version='v1', deploy=False):
     """The paper's setting: the whole network with its ImageNet head."""
-    model = VERSIONS[version](widen_factor=widen_factor, out_indices=(9, )).eval()
+    model = GHOSTNET_VERSIONS[version](widen_factor=widen_factor, out_indices=(9, )).eval()
     if deploy:
         model.switch_to_deploy()
     head = imagenet_head_macs(model.out_channels[-1])
@@ -107,7 +104,8 @@ def main():
                         help='input size (default: 800 1333 for detectors, 224 224 for --backbone)')
     parser.add_argument('--backbone', type=float, nargs='+', metavar='WIDTH',
                         help='report the classification network at these widths instead')
-    parser.add_argument('--version', nargs='+', choices=sorted(VERSIONS), default=['v1'],
+    parser.add_argument('--version', nargs='+', choices=sorted(GHOSTNET_VERSIONS),
+                        default=['v1'],
                         help='with --backbone: GhostNet (v1), GhostNetV2, GhostNetV3')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args()
@@ -122,7 +120,7 @@ def main():
         for version, deploy in forms:
             for width in args.backbone:
                 r = backbone_complexity(width, shape, version, deploy)
-                name = VERSIONS[version].__name__ + (' (deploy form)' if deploy else '')
+                name = GHOSTNET_VERSIONS[version].__name__ + (' (deploy form)' if deploy else '')
                 print(f'| {name} | {width}x | {r["params"] / 1e6:.3f}M | '
                       f'{r["macs"] / 1e6:.2f}M | {r["flops"] / 1e6:.1f}M |')
     if args.configs:

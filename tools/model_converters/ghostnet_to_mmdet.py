@@ -34,7 +34,7 @@ import torch
 
 from ghostnet_mmdet.apis import arch_name, identify_ghostnet_arch
 from ghostnet_mmdet.apis.cli import add_trust_argument
-from ghostnet_mmdet.models import GhostNet, GhostNetV2, GhostNetV3
+from ghostnet_mmdet.models import GHOSTNET_VERSIONS
 from ghostnet_mmdet.models.backbones.ghostnet import width_name
 from ghostnet_mmdet.utils.checkpoint_conversion import (check_and_load_state_dict,
                                                         is_official_layout,
@@ -43,8 +43,6 @@ from ghostnet_mmdet.utils.checkpoint_conversion import (check_and_load_state_dic
                                                         read_state_dict)
 from ghostnet_mmdet.utils.safe_load import CheckpointMismatchError, trust_checkpoint
 
-VERSIONS = {'v1': GhostNet, 'v2': GhostNetV2, 'v3': GhostNetV3}
-
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
@@ -52,7 +50,7 @@ def parse_args(argv=None):
     parser.add_argument('dst', help='output checkpoint (.pth)')
     parser.add_argument('--reverse', action='store_true',
                         help='convert ghostnet_mmdet weights to the official/timm layout')
-    parser.add_argument('--version', choices=sorted(VERSIONS), default='v1',
+    parser.add_argument('--version', choices=sorted(GHOSTNET_VERSIONS), default='v1',
                         help='GhostNet (v1), GhostNetV2 or GhostNetV3 (default: v1)')
     parser.add_argument('--widen-factor', type=float, default=1.0,
                         help='width the weights must fit (default: 1.0)')
@@ -71,7 +69,7 @@ def convert(src, dst, reverse=False, widen_factor=1.0, prefix=None, version='v1'
     if not reverse and official:
         state_dict = official_to_mmdet(state_dict)
     # Check against the whole network, final conv included.
-    model = VERSIONS[version](widen_factor=widen_factor, out_indices=(2, 4, 6, 8, 9))
+    model = GHOSTNET_VERSIONS[version](widen_factor=widen_factor, out_indices=(2, 4, 6, 8, 9))
     try:
         check_and_load_state_dict(model, state_dict, source=src)
     except CheckpointMismatchError as err:
@@ -80,7 +78,8 @@ def convert(src, dst, reverse=False, widen_factor=1.0, prefix=None, version='v1'
             raise
         cls, width, deploy = found
         wanted = arch_name(type(model), widen_factor)
-        flags = [f'--version {v}' for v, c in VERSIONS.items() if c is cls and v != version]
+        flags = [f'--version {v}' for v, c in GHOSTNET_VERSIONS.items()
+                 if c is cls and v != version]
         flags += [f'--widen-factor {width_name(width)[:-1]}'] if width != widen_factor else []
         hint = f'pass {" ".join(flags)}' if flags else \
             'convert the training-form weights (this is a deploy form)'

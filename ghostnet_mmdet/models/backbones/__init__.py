@@ -1,5 +1,5 @@
-from .ghostnet import (GHOSTNET_ARCH, GhostNet, GhostNetV2, GhostNetV3, ghostnet_channels,
-                       ghostnet_plan)
+from .ghostnet import (GHOSTNET_ARCH, GHOSTNET_VERSIONS, GhostNet, GhostNetV2, GhostNetV3,
+                       ghostnet_channels, ghostnet_plan)
 
-__all__ = ['GHOSTNET_ARCH', 'GhostNet', 'GhostNetV2', 'GhostNetV3', 'ghostnet_channels',
+__all__ = ['GHOSTNET_ARCH', 'GHOSTNET_VERSIONS', 'GhostNet', 'GhostNetV2', 'GhostNetV3', 'ghostnet_channels',
            'ghostnet_plan']

@@ -450,6 +450,11 @@ class GhostNetV3(GhostNet):
     num_branches = 3
 
 
+# The family by version name (converters, analysis tools and tests pick a
+# class by it).
+GHOSTNET_VERSIONS = {'v1': GhostNet, 'v2': GhostNetV2, 'v3': GhostNetV3}
+
+
 def _check_group_norm(norm_cfg: OptConfigType, channel_counts: List[int]) -> None:
     """Fail early, with the channel counts, when GroupNorm cannot split them."""
     if not norm_cfg or norm_cfg.get('type') not in ('GN', 'GroupNorm'):
