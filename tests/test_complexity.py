@@ -31,17 +31,14 @@ def test_paper_flops_of_the_1x_network():
     assert body == pytest.approx(138.64e6, rel=2e-3)
 
 
-def test_get_flops_tool_backbone_table_matches_timm():
-    import importlib.util
-    from pathlib import Path
-    spec = importlib.util.spec_from_file_location(
-        'get_flops', Path(__file__).resolve().parents[1] / 'tools' / 'analysis_tools' / 'get_flops.py')
-    get_flops = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(get_flops)
+def test_backbone_complexity_matches_timm():
+    """get_flops.py --backbone's figures: the paper's setting."""
+    from ghostnet_mmdet.apis.complexity import backbone_complexity
+    from ghostnet_mmdet.utils.complexity import mmengine_flops
     reference = timm.create_model('ghostnet_100').eval()
-    ours = get_flops.backbone_complexity(1.0)
+    ours = backbone_complexity(1.0)
     assert ours['params'] == sum(p.numel() for p in reference.parameters())
     assert ours['macs'] == pytest.approx(141.15e6, rel=1e-3)
     # MMEngine's count for timm's network (148.3M); ours omits only the
     # global pool of the head.
-    assert ours['flops'] == pytest.approx(get_flops.mmengine_flops(reference, (224, 224)), rel=1e-3)
+    assert ours['flops'] == pytest.approx(mmengine_flops(reference, (224, 224)), rel=1e-3)

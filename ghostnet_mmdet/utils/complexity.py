@@ -5,10 +5,13 @@ MMEngine's ``get_model_complexity_info`` counts more (norms, activations,
 pooling, element-wise ops), so it reports larger numbers for the same
 network; tools/analysis_tools/get_flops.py prints both.
 """
+import logging
 from typing import Dict
 
 import torch
 import torch.nn as nn
+from mmengine.analysis import get_model_complexity_info
+from mmengine.logging import MMLogger
 
 # The ImageNet head of the reference network: global pool -> 1x1 conv to
 # 1280 (with bias) -> ReLU -> linear to 1000 classes.
@@ -57,3 +60,23 @@ def imagenet_head_macs(final_channels: int) -> int:
     """MACs of the reference ImageNet head on the pooled ``final_channels``
     features: 1x1 conv to 1280 plus the 1280x1000 classifier."""
     return final_channels * IMAGENET_HEAD_CHANNELS + IMAGENET_HEAD_CHANNELS * IMAGENET_CLASSES
+
+
+def count_params(module: nn.Module) -> int:
+    """The number of parameters of ``module``."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def mmengine_flops(model: nn.Module, shape) -> int:
+    """MMEngine's FLOP count of ``model`` on one zero image of ``shape``
+    (what MMDetection's get_flops.py reports), without the flop counter's
+    per-operator warnings."""
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        result = get_model_complexity_info(model, inputs=(torch.zeros(1, 3, *shape), ),
+                                           show_table=False, show_arch=False)
+    finally:
+        logger.setLevel(level)
+    return result['flops']
