@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
+from ghostnet_mmdet.utils.metafiles import read_machines, read_metafile, write_metafile
 
 REPO = Path(__file__).resolve().parents[1]
 BACKENDS = dict(eager='PyTorch', fused='PyTorch (fused)', onnxruntime='onnxruntime',
@@ -21,18 +21,13 @@ BACKENDS = dict(eager='PyTorch', fused='PyTorch (fused)', onnxruntime='onnxrunti
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('results', help='the JSON file of benchmark_deploy.py --out')
-    parser.add_argument('--machine', required=True, help='its name in configs/machines.yml')
+    parser.add_argument('--machine', required=True, choices=sorted(read_machines(REPO)),
+                        help='its name in configs/machines.yml')
     args = parser.parse_args(argv)
-    machines = yaml.safe_load((REPO / 'configs' / 'machines.yml').read_text())
-    if args.machine not in machines:
-        parser.error(f'--machine {args.machine!r} is not in configs/machines.yml: '
-                     f'{", ".join(machines)}')
     run = json.loads(Path(args.results).read_text())
     by_config = {config: name for name, config in run['configs'].items()}
     for metafile in sorted((REPO / 'configs').glob('*/metafile.yml')):
-        text = metafile.read_text()
-        header = ''.join(line for line in text.splitlines(True) if line.startswith('#'))
-        content = yaml.safe_load(text)
+        header, content = read_metafile(metafile)
         for model in content['Models']:
             name = by_config.get(model['Config'])
             if name is None:
@@ -50,8 +45,7 @@ def main(argv=None) -> int:
                                     'threads': run['threads'], 'software': run['software'],
                                     'date': run['date']})
             print(f'{metafile.relative_to(REPO)}: {model["Name"]}: {len(entries)} entries')
-        metafile.write_text(header + yaml.safe_dump(content, sort_keys=False, width=100,
-                                                   allow_unicode=True))
+        write_metafile(metafile, header, content)
     return 0
 
 

@@ -14,7 +14,7 @@ import statistics
 import sys
 from pathlib import Path
 
-import yaml
+from ghostnet_mmdet.utils.metafiles import read_machines, read_metafile, write_metafile
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS = ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'bbox_mAP_s')
@@ -24,14 +24,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('config', help='the config, as configs/<folder>/<name>.py')
     parser.add_argument('work_dir', help='the --work-dir of the training')
-    parser.add_argument('--machine', required=True, help='its name in configs/machines.yml')
+    parser.add_argument('--machine', required=True, choices=sorted(read_machines(REPO)),
+                        help='its name in configs/machines.yml')
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--note', help='what a reader must know about the run')
     args = parser.parse_args(argv)
-    machines = yaml.safe_load((REPO / 'configs' / 'machines.yml').read_text())
-    if args.machine not in machines:
-        parser.error(f'--machine {args.machine!r} is not in configs/machines.yml: '
-                     f'{", ".join(machines)}')
     config = Path(args.config).resolve().relative_to(REPO)
     logs = sorted(Path(args.work_dir).glob('*/vis_data/scalars.json'))
     if not logs:
@@ -61,16 +58,13 @@ def main(argv=None) -> int:
     if args.note:
         result['Note'] = args.note
     metafile = REPO / config.parent / 'metafile.yml'
-    text = metafile.read_text()
-    header = ''.join(line for line in text.splitlines(True) if line.startswith('#'))
-    content = yaml.safe_load(text)
+    header, content = read_metafile(metafile)
     model = next((m for m in content['Models'] if m['Config'] == str(config)), None)
     if model is None:
         parser.error(f'{metafile.relative_to(REPO)} has no entry for {config}')
     model['Results'] = [r for r in model.get('Results', [])
                         if (r['Machine'], str(r['Date'])) != (args.machine, date)] + [result]
-    metafile.write_text(header + yaml.safe_dump(content, sort_keys=False, width=100,
-                                               allow_unicode=True))
+    write_metafile(metafile, header, content)
     print(f'{metafile.relative_to(REPO)}: {model["Name"]}: {result["Metrics"]}, '
           f'{result.get("Training Time (s/iter)")} s/iter, log {kept}')
     return 0

@@ -29,6 +29,8 @@ from typing import Dict, List
 
 import yaml
 
+from ghostnet_mmdet.utils.metafiles import read_machines, read_metafile
+
 REPO = Path(__file__).resolve().parents[1]
 PAGES = ['README.md', 'docs/en/*.md', 'docs/en/*/*.md', 'configs/*/README.md']
 MARKER = re.compile(r'<!-- table: (?P<spec>[^>]*?) -->\n(?P<body>.*?)<!-- /table -->', re.S)
@@ -41,13 +43,13 @@ def load_yaml(path: Path):
 
 @functools.lru_cache()
 def machines() -> Dict[str, dict]:
-    return load_yaml(REPO / 'configs' / 'machines.yml')
+    return read_machines(REPO)
 
 
 def models(metafiles: List[str]) -> List[dict]:
     found = []
     for name in metafiles:
-        found += load_yaml(REPO / 'configs' / name / 'metafile.yml')['Models']
+        found += read_metafile(REPO / 'configs' / name / 'metafile.yml')[1]['Models']
     return found
 
 

@@ -14,6 +14,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from mmdet.registry import MODELS
+from ghostnet_mmdet.utils.metafiles import read_machines, read_metafile
 
 from .detection_utils import REPO
 
@@ -24,8 +25,8 @@ spec.loader.exec_module(render_tables)
 
 METAFILES = sorted((REPO / 'configs').glob('*/metafile.yml'))
 MODELS_BY_CONFIG = {model['Config']: model for metafile in METAFILES
-                    for model in yaml.safe_load(metafile.read_text())['Models']}
-MACHINES = yaml.safe_load((REPO / 'configs' / 'machines.yml').read_text())
+                    for model in read_metafile(metafile)[1]['Models']}
+MACHINES = read_machines(REPO)
 
 
 def test_the_model_index_imports_every_metafile():

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 import matplotlib
-import yaml
+
+from ghostnet_mmdet.utils.metafiles import read_machines, read_metafile
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
@@ -26,7 +27,7 @@ def points(machine: str, resolution: int):
     """``{backend: [(name, latency_ms, bbox_mAP), ...]}`` of ``machine``."""
     found = {}
     for metafile in sorted((REPO / 'configs').glob('*/metafile.yml')):
-        for model in yaml.safe_load(metafile.read_text())['Models']:
+        for model in read_metafile(metafile)[1]['Models']:
             results = [r for r in model.get('Results', []) if r['Machine'] == machine]
             if not results:
                 continue
@@ -43,14 +44,12 @@ def points(machine: str, resolution: int):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--machine', required=True, help='a name of configs/machines.yml')
+    machines = read_machines(REPO)
+    parser.add_argument('--machine', required=True, choices=sorted(machines),
+                        help='a name of configs/machines.yml')
     parser.add_argument('--resolution', type=int, default=320)
     parser.add_argument('--out', required=True, help='the PNG to write')
     args = parser.parse_args(argv)
-    machines = yaml.safe_load((REPO / 'configs' / 'machines.yml').read_text())
-    if args.machine not in machines:
-        parser.error(f'--machine {args.machine!r} is not in configs/machines.yml: '
-                     f'{", ".join(machines)}')
     found = points(args.machine, args.resolution)
     if not found:
         parser.error(f'no model has both a result and a latency at {args.resolution} on '
