@@ -13,10 +13,10 @@ from torchvision.ops import box_iou
 from mmdet.structures import DetDataSample
 from ghostnet_mmdet.deploy import (BACKENDS, DeployError, ExportError, export_onnx,
                                    lost_detections, match_detections, prepare_for_export)
-from ghostnet_mmdet.deploy.ghostnet_form import to_export_form
+from ghostnet_mmdet.deploy.export.ghostnet_form import to_export_form
 from ghostnet_mmdet.deploy.quantize import (DEFAULT_KEEP_FP32, conv_kinds, onnx_conv_nodes,
                                             quantize_onnx)
-from ghostnet_mmdet.deploy.runtime_detector import model_feeds, runtime_call
+from ghostnet_mmdet.deploy import model_feeds, runtime_call
 from ghostnet_mmdet.models import GhostNet
 from ghostnet_mmdet.utils.benchmark import spread_head_scores
 
@@ -190,7 +190,10 @@ def test_runtime_call_runs_the_file_in_each_runtime(small_export):
     dets = [detections_of(output) for output in outputs]
     assert len(dets[0]) >= 3 and dets[0].shape == dets[1].shape
     np.testing.assert_allclose(dets[0], dets[1], rtol=1e-4, atol=1e-4)
-    with pytest.raises(DeployError, match="backend must be onnxruntime or openvino, got 'ncnn'"):
+    with pytest.raises(DeployError, match="backend must be one of .*'executorch'.*, got 'tensorrt'"):
+        runtime_call(str(path), 'tensorrt')
+    # An app runtime is given its export folder, not an ONNX file.
+    with pytest.raises(DeployError, match='is not an ncnn export of tools/deployment/pytorch2ncnn'):
         runtime_call(str(path), 'ncnn')
 
 
@@ -410,7 +413,7 @@ def test_nms_per_class_capped_at_max_per_img_gives_mmdetections_detections(tmp_p
     runtimes."""
     from mmcv.ops import batched_nms
     from mmengine.structures import InstanceData
-    from ghostnet_mmdet.deploy.nms import batched_class_nms
+    from ghostnet_mmdet.deploy.export.nms import batched_class_nms
     generator = torch.Generator().manual_seed(0)
     count, classes, max_per_img = 900, 3, 40
     corners = torch.rand(1, count, 2, generator=generator) * 600

@@ -15,7 +15,7 @@ from ghostnet_mmdet.compat import _conv_modules
 from ghostnet_mmdet.deploy import (BACKENDS, ExportError, export_onnx, head_postprocess,
                                    match_detections, model_feeds, prepare_for_export)
 from ghostnet_mmdet.deploy.quantize import quantize_onnx
-from ghostnet_mmdet.deploy.runtime_detector import INPUT_NAMES
+from ghostnet_mmdet.deploy.contract import INPUT_NAMES
 
 from .detection_utils import (BOX_ATOL, PADDED, PARITY_CONFIGS, REPO, SCORE_ATOL, SIZE,
                               build_config_detector, calibrate_heads, norm_stats_from,

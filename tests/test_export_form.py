@@ -1,4 +1,4 @@
-"""The export form of a deployed GhostNet (ghostnet_mmdet.deploy.ghostnet_form):
+"""The export form of a deployed GhostNet (ghostnet_mmdet.deploy.export.ghostnet_form):
 ghost halves apart, channels padded to the runtimes' vector block, the
 squeeze-excite gate in each runtime's form. The same numbers as the
 network, and exported graphs that a CPU runtime keeps in its blocked layout
@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from ghostnet_mmdet.deploy import export_backbone_onnx, prepare_for_export
-from ghostnet_mmdet.deploy.ghostnet_form import (ChannelLayout, GhostNetExportForm,
+from ghostnet_mmdet.deploy.export.ghostnet_form import (ChannelLayout, GhostNetExportForm,
                                                  backbone_export_form, to_export_form)
-from ghostnet_mmdet.deploy.layout import layout_breaks
+from ghostnet_mmdet.deploy.export.layout import layout_breaks
 from ghostnet_mmdet.models import GHOSTNET_VERSIONS, GhostNet
 from ghostnet_mmdet.models.layers import SqueezeExcite
 from ghostnet_mmdet.utils.benchmark import processor_name
@@ -209,7 +209,7 @@ def test_each_runtime_gets_its_gate_with_the_same_numbers(version, tmp_path):
     map is 4x4, pooled to 2x2), keeps its Resize in both. Both files give
     the network's feature maps in OpenVINO."""
     import onnx
-    from ghostnet_mmdet.deploy import compile_openvino
+    from ghostnet_mmdet.deploy.backends.openvino import compile_openvino
     model = deployed(version)
     model.switch_to_deploy()
     gates = sum(isinstance(m, SqueezeExcite) for m in model.modules())

@@ -12,7 +12,7 @@ from mmengine.config import Config
 from ghostnet_mmdet.deploy import BACKENDS, export_onnx, prepare_for_export
 from ghostnet_mmdet.deploy.compare import lost_detections
 from ghostnet_mmdet.deploy.quantize import quantize_onnx
-from ghostnet_mmdet.deploy.runtime_detector import model_feeds
+from ghostnet_mmdet.deploy.contract import model_feeds
 from ghostnet_mmdet.models import GhostBottleneck, GhostNet, GhostPAN, LiteGFLHead
 
 from .detection_utils import (REPO, build_detector, overfit_detector, predict_both,

@@ -13,7 +13,7 @@ from mmdet.structures import DetDataSample
 from ghostnet_mmdet.deploy import (DeployError, ExportError, NcnnDetector, export_ncnn,
                                    head_postprocess, match_detections, prepare_for_export)
 from ghostnet_mmdet.deploy.app_postprocess import _top, class_nms, nms
-from ghostnet_mmdet.deploy.ncnn_export import layer_counts
+from ghostnet_mmdet.deploy.export.ncnn import layer_counts
 
 from .detection_utils import (BOX_ATOL, PARITY_CONFIGS, REPO, SCORE_ATOL, SIZE,
                               build_config_detector, calibrate_heads, norm_stats_from,
@@ -32,8 +32,11 @@ TOOLS = REPO / 'tools'
 # they are convolutions, activations and concatenations, as GhostNet is, and
 # their ncnn graphs hold no other layer. ncnn's float32 kernels are held to
 # the ONNX runtimes' tolerance (SCORE_ATOL, BOX_ATOL).
+# YOLOX-nano's CSPDarknet is refused (its Focus stem's strided slices stay
+# PyTorch operators in pnnx's output): test_a_network_ncnn_cannot_run_is_refused.
 NCNN_CONFIGS = [config for config in PARITY_CONFIGS if config.name not in (
-    'retinanet_ghostnetv3-1.0x_fpn_1xb8-1.5k_shapes.py', 'ssdlite_mobilenetv2_1xb8-1.5k_shapes.py')]
+    'retinanet_ghostnetv3-1.0x_fpn_1xb8-1.5k_shapes.py', 'ssdlite_mobilenetv2_1xb8-1.5k_shapes.py',
+    'yolox_nano_1xb8-1.5k_shapes.py')]
 
 
 def exported(config, folder):
@@ -81,6 +84,19 @@ def test_bad_export_arguments_are_named(tmp_path):
     prepare_for_export(model, fuse=True)
     with pytest.raises(ExportError, match=r'input size must be two ints >= 32, got \(16, 128\)'):
         export_ncnn(model, str(tmp_path), (16, SIZE))
+
+
+def test_a_network_ncnn_cannot_run_is_refused(tmp_path):
+    """YOLOX-nano: pnnx keeps the Focus stem's strided slices as
+    ``Tensor.slice``, which ncnn cannot load: refused by name, no folder
+    that fails later."""
+    config = next(c for c in PARITY_CONFIGS if c.name == 'yolox_nano_1xb8-1.5k_shapes.py')
+    cfg, model = build_config_detector(config)
+    prepare_for_export(model, fuse=True)
+    with pytest.raises(ExportError, match='pnnx left operators ncnn does not have: '
+                       'Tensor.slice'):
+        export_ncnn(model, str(tmp_path), (SIZE, SIZE))
+    assert not (tmp_path / 'meta.json').exists()
 
 
 def test_app_nms_and_top_k_are_torchvisions_and_torchs():

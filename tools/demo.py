@@ -45,8 +45,8 @@ def parse_args(argv=None):
     parser.add_argument('--backend', choices=['pytorch', *RUNTIMES], default='pytorch',
                         help='the PyTorch checkpoint, or a model exported by '
                         'tools/deployment/pytorch2onnx.py (or quantize.py) run by onnxruntime or '
-                        'OpenVINO (give the .onnx file as CHECKPOINT), or by pytorch2ncnn.py run '
-                        'by ncnn (give its folder)')
+                        'OpenVINO (give the .onnx file as CHECKPOINT), or by pytorch2ncnn.py / '
+                        'pytorch2executorch.py run by ncnn / ExecuTorch (give its folder)')
     parser.add_argument('--num-threads', type=int,
                         help="the deploy runtime's threads (default: the runtime's choice)")
     add_trust_argument(parser, 'the checkpoint')

@@ -6,8 +6,8 @@
 #   (built from the source distribution, patched for torch 2.14's C++20
 #   headers, and cached as a wheel outside the repository), mmengine,
 #   mmdet 3.3.0, pycocotools, the test dependencies, onnx, onnxruntime, OpenVINO, NNCF and
-#   ncnn (the [deploy] extra), pnnx (without its dependencies) and this package in
-#   editable mode. Then verifies that mmcv's ops run and the plugin registers.
+#   ncnn (the [deploy] extra), pnnx, ExecuTorch and mmpretrain (without their
+#   dependencies) and this package in editable mode. Then verifies that mmcv's ops run and the plugin registers.
 #
 # Idempotent: a second run reuses the venv and the cached mmcv wheel (about a
 # minute). The mmcv wheel is keyed on the torch version it was built against
@@ -237,13 +237,21 @@ step "mmdet, mmengine, pycocotools, test tools, onnx/onnxruntime/openvino/ncnn/p
 PACKAGE_KEY="$(cat "$REPO_ROOT/setup.py" | sha256sum | cut -c1-16) $REPO_ROOT"
 PACKAGE_STAMP="$VENV/.ghostnet-mmdet-install-key"
 if [ "$(cat "$PACKAGE_STAMP" 2>/dev/null)" = "$PACKAGE_KEY" ] &&
-    "$PY" -c 'import ghostnet_mmdet, mmdet, timm, pytest, xdist, onnx, onnxruntime, openvino, nncf, ncnn, pnnx' >/dev/null 2>&1; then
+    "$PY" -c 'import ghostnet_mmdet, mmdet, timm, pytest, xdist, onnx, onnxruntime, openvino, nncf, ncnn, pnnx, executorch.runtime, mmpretrain.models' >/dev/null 2>&1; then
     echo "    already installed from this setup.py"
 else
     "${PIP[@]}" install -q --no-build-isolation -e "$REPO_ROOT[tests,deploy]"
     # pnnx (PyTorch -> ncnn) without its dependencies: they would pull a
     # second torch; it needs only the one installed above.
     "${PIP[@]}" install -q --no-deps pnnx==20261020
+    # ExecuTorch (export and its Python runtime with XNNPACK) and mmpretrain
+    # (ShuffleNetV2 of the NanoDet-Plus-m peer) without their declared
+    # dependencies (pandas, coremltools, scikit-learn, hydra ...; a second
+    # mmcv): what exporting, running and building need, pinned.
+    "${PIP[@]}" install -q --no-deps executorch==1.5.1 flatbuffers==25.12.19 torchao==0.18.0 \
+        ruamel.yaml==0.19.1 tabulate==0.10.0 mmpretrain==1.2.0 'importlib_metadata==8.9.0' \
+        zipp==4.1.2 model-index==0.1.11 ordered-set==4.1.0 markdown==3.11.3 mat4py==0.6.0 \
+        einops==0.8.2
     echo "$PACKAGE_KEY" >"$PACKAGE_STAMP"
 fi
 

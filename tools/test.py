@@ -13,6 +13,7 @@ gloo (tools/dist_test.sh CONFIG CHECKPOINT NPROC).
     python tools/test.py CONFIG model.onnx --backend onnxruntime
     python tools/test.py CONFIG model.onnx --backend openvino --num-threads 2
     python tools/test.py CONFIG ncnn_model/ --backend ncnn   # pytorch2ncnn.py's folder
+    python tools/test.py CONFIG et_model/ --backend executorch   # pytorch2executorch.py's
 """
 import argparse
 import os
@@ -41,8 +42,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='MMDet test (and eval) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file (the .onnx file with '
-                        '--backend onnxruntime or openvino, the folder pytorch2ncnn.py wrote '
-                        'with --backend ncnn)')
+                        '--backend onnxruntime or openvino, the folder pytorch2ncnn.py or '
+                        'pytorch2executorch.py wrote with --backend ncnn or executorch)')
     parser.add_argument('--work-dir',
                         help='the directory to save the file containing evaluation metrics')
     parser.add_argument('--out', type=str,
@@ -63,7 +64,8 @@ def parse_args(argv=None):
     parser.add_argument('--backend', choices=['pytorch', *RUNTIMES], default='pytorch',
                         help='run the PyTorch checkpoint, or a model exported by '
                         'tools/deployment/pytorch2onnx.py (or quantize.py) with onnxruntime or '
-                        'OpenVINO, or by pytorch2ncnn.py with ncnn (CPU)')
+                        'OpenVINO, by pytorch2ncnn.py with ncnn, by pytorch2executorch.py with '
+                        'ExecuTorch (CPU)')
     parser.add_argument('--num-threads', type=int,
                         help="the deploy runtime's threads (default: the runtime's choice)")
     add_trust_argument(parser, 'the checkpoint')

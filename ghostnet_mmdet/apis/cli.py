@@ -39,12 +39,13 @@ def add_trust_argument(parser, what: str) -> None:
 
 def missing_input(config: str, checkpoint: str, backend: str = 'pytorch', urls: bool = True):
     """The first of ``config`` and ``checkpoint`` that is not there, as
-    ``(what, path)``, or None: the checkpoint of ``--backend ncnn`` is the
-    folder pytorch2ncnn.py wrote, every other input a file; with ``urls``,
-    URLs are taken as there."""
+    ``(what, path)``, or None: the checkpoint of an app runtime (``--backend
+    ncnn``, ``executorch``) is the folder its exporter wrote, every other
+    input a file; with ``urls``, URLs are taken as there."""
+    from ..deploy.backends import file_kind
+    folder = backend != 'pytorch' and file_kind(backend) == 'app'
     for path, what in ((config, 'config'), (checkpoint, 'checkpoint')):
-        found = osp.exists(path) if what == 'checkpoint' and backend == 'ncnn' \
-            else osp.isfile(path)
+        found = osp.exists(path) if what == 'checkpoint' and folder else osp.isfile(path)
         if not found and not (urls and '://' in path):
             return what, path
     return None

@@ -1,25 +1,25 @@
-"""Deployment: ONNX export with NMS in the graph, onnxruntime and OpenVINO
-as backends of the tools, INT8 post-training quantization; ncnn (through
-pnnx) for phones, with the app's post-processing in NumPy."""
+"""Deployment, in one direction: :mod:`.export` writes the files (ONNX with
+NMS in the graph; ncnn and ExecuTorch app folders), :mod:`.contract` says
+what they hold, :mod:`.backends` (one module per runtime) run them, and the
+runtime detectors (:mod:`.runtime_detector`) put a runtime behind the
+config's data preprocessor for MMDetection's tools; :mod:`.app_postprocess`
+is an app's NumPy post-processing, :mod:`.quantize` INT8 for OpenVINO and
+onnxruntime."""
+from .backends import file_kind, load_model, runtime_call
 from .compare import lost_detections, match_detections
-from .export import (BackboneForExport, DetectorForExport, ExportError, default_input_size,
-                     export_backbone_onnx, export_onnx, prepare_for_export)
-from .ncnn_detector import NcnnDetector
-from .ncnn_export import export_ncnn
-from .openvino_detector import OpenVINODetector, compile_openvino
-from .ort_detector import OnnxRuntimeDetector, load_session, session_options
-from .postprocess import head_postprocess
-from .runtime_detector import (DeployError, RuntimeDetector, model_feeds, read_export_metadata,
-                               runtime_call)
+from .contract import DeployError, ExportError, model_feeds, read_export_metadata
+from .export import (BackboneForExport, DetectorForExport, default_input_size,
+                     export_backbone_onnx, export_executorch, export_ncnn, export_onnx,
+                     head_postprocess, prepare_for_export)
+from .runtime_detector import (RUNTIMES, ExecuTorchDetector, NcnnDetector, OnnxRuntimeDetector,
+                               OpenVINODetector, RuntimeDetector)
 
-# The runtimes that run the exported ONNX file -> the runner.
-BACKENDS = {'onnxruntime': OnnxRuntimeDetector, 'openvino': OpenVINODetector}
-# --backend NAME of tools/test.py, demo.py and the benchmark -> the runner
-# (ncnn runs the folder that pytorch2ncnn.py writes).
-RUNTIMES = {**BACKENDS, 'ncnn': NcnnDetector}
+# The runtimes that run ONNX files (export_onnx, quantize) -> their detector.
+BACKENDS = {name: cls for name, cls in RUNTIMES.items() if file_kind(name) == 'onnx'}
 
-__all__ = ['BACKENDS', 'RUNTIMES', 'NcnnDetector', 'export_ncnn', 'BackboneForExport', 'DetectorForExport', 'DeployError', 'ExportError', 'OnnxRuntimeDetector',
-           'OpenVINODetector', 'RuntimeDetector', 'compile_openvino', 'default_input_size',
-           'export_backbone_onnx', 'export_onnx', 'head_postprocess', 'load_session',
+__all__ = ['BACKENDS', 'RUNTIMES', 'BackboneForExport', 'DetectorForExport', 'DeployError',
+           'ExecuTorchDetector', 'ExportError', 'NcnnDetector', 'OnnxRuntimeDetector',
+           'OpenVINODetector', 'RuntimeDetector', 'default_input_size', 'export_backbone_onnx',
+           'export_executorch', 'export_ncnn', 'export_onnx', 'head_postprocess', 'load_model',
            'lost_detections', 'match_detections', 'model_feeds', 'prepare_for_export',
-           'read_export_metadata', 'runtime_call', 'session_options']
+           'read_export_metadata', 'runtime_call']

@@ -1,11 +1,12 @@
-"""The post-processing that an app runs after a mobile runtime (ncnn), in
+"""The post-processing that an app runs after a mobile runtime (ncnn, ExecuTorch), in
 NumPy alone: what a phone app ports to C++, Kotlin or Swift.
 
 Mobile runtimes have no ONNX ``NonMaxSuppression``, ``TopK`` or dynamic
 shapes to speak of, so the exported network (:mod:`ghostnet_mmdet.deploy.
-ncnn_export`) stops at every prior's decoded box and scores, and the rest
+export.app_network`) stops at every prior's decoded box and scores, and the rest
 happens here, one image at a time, step for step as MMDetection's heads do
-it (and as the ONNX graph does it, :mod:`ghostnet_mmdet.deploy.postprocess`):
+it (and as the ONNX graph does it, :mod:`ghostnet_mmdet.deploy.export.heads`), one
+:class:`AppFamily` per head family:
 
 ``dense`` and ``gfl`` families (RetinaNet, SSDLite, RTMDet, LiteGFL):
     per level, the ``nms_pre`` best (prior, class) scores; those above
@@ -39,9 +40,6 @@ and for YOLO heads ``objectness [P]``) and the settings (the file's
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
-
-APP_FAMILIES = ('dense', 'gfl', 'yolox', 'yolov3', 'two_stage')
-
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
     """Greedy NMS (torchvision's rule: a box is dropped when its IoU with a
@@ -122,60 +120,120 @@ def nms_detections(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
     return dets, labels[keep].astype(np.int64)
 
 
-def candidates(outputs: Dict[str, np.ndarray], settings: Dict,
-               img_shape: Sequence[float]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The family's candidates before NMS: ``boxes [K, 4]``, ``scores [K]``,
-    ``labels [K]``."""
-    family = settings['family']
-    boxes = np.asarray(outputs['boxes'], dtype=np.float32).reshape(-1, 4)
-    scores = np.asarray(outputs['scores'], dtype=np.float32)
-    scores = scores.reshape(boxes.shape[0], -1)
-    classes = scores.shape[1]
-    score_thr, nms_pre = settings['score_thr'], settings['nms_pre']
-    if family in ('dense', 'gfl'):
-        index, _ = per_level_top(scores, settings['level_counts'], nms_pre, score_thr)
+class AppFamily:
+    """One head family's post-processing in an app: :meth:`candidates` from
+    the network's outputs, then (:meth:`detections`) small boxes dropped,
+    NMS per class and the ``max_per_img`` best. Registered by its name
+    (the ``family`` of the file's settings) with :func:`register_app_family`."""
+    name = ''
+
+    @staticmethod
+    def arrays(outputs: Dict[str, np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+        boxes = np.asarray(outputs['boxes'], dtype=np.float32).reshape(-1, 4)
+        scores = np.asarray(outputs['scores'], dtype=np.float32).reshape(boxes.shape[0], -1)
+        return boxes, scores
+
+    def candidates(self, outputs: Dict[str, np.ndarray], settings: Dict,
+                   img_shape: Sequence[float]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``boxes [K, 4]``, ``scores [K]`` and ``labels [K]`` before NMS."""
+        raise NotImplementedError
+
+    def detections(self, outputs: Dict[str, np.ndarray], settings: Dict,
+                   img_shape: Sequence[float], roi_head=None) -> Tuple[np.ndarray, np.ndarray]:
+        boxes, scores, labels = self.candidates(outputs, settings, img_shape)
+        return nms_detections(boxes, scores, labels, settings['iou_threshold'],
+                              settings['max_per_img'], settings.get('min_bbox_size', -1))
+
+
+APP_FAMILIES: Dict[str, AppFamily] = {}
+
+
+def register_app_family(cls):
+    APP_FAMILIES[cls.name] = cls()
+    return cls
+
+
+@register_app_family
+class DenseApp(AppFamily):
+    """Per level the ``nms_pre`` best (prior, class) scores above
+    ``score_thr``, their boxes clipped (unless the box coder does not)."""
+    name = 'dense'
+
+    def candidates(self, outputs, settings, img_shape):
+        boxes, scores = self.arrays(outputs)
+        classes = scores.shape[1]
+        index, _ = per_level_top(scores, settings['level_counts'], settings['nms_pre'],
+                                 settings['score_thr'])
         rows, labels = index // classes, index % classes
         chosen = _clip(boxes[rows], img_shape) if settings.get('clip', True) else boxes[rows]
         return chosen, scores.reshape(-1)[index], labels
-    objectness = np.asarray(outputs['objectness'], dtype=np.float32).reshape(-1)
-    if family == 'yolox':
+
+
+@register_app_family
+class GFLApp(DenseApp):
+    """As ``dense`` (the network decoded the distributions)."""
+    name = 'gfl'
+
+
+@register_app_family
+class YOLOXApp(AppFamily):
+    """Per prior the best class, scored by class score times objectness,
+    kept if at least ``score_thr``; no clip."""
+    name = 'yolox'
+
+    def candidates(self, outputs, settings, img_shape):
+        boxes, scores = self.arrays(outputs)
+        objectness = np.asarray(outputs['objectness'], dtype=np.float32).reshape(-1)
         labels = scores.argmax(axis=1)
         best = scores[np.arange(len(labels)), labels] * objectness
-        keep = np.flatnonzero(best >= score_thr)
+        keep = np.flatnonzero(best >= settings['score_thr'])
         return boxes[keep], best[keep], labels[keep]
-    if family == 'yolov3':
-        chosen = scores > score_thr
+
+
+@register_app_family
+class YOLOV3App(AppFamily):
+    """(prior, class) pairs with objectness at least ``conf_thr`` and a
+    class score above ``score_thr``, the ``nms_pre`` best class scores over
+    all levels, scored by class score times objectness; no clip."""
+    name = 'yolov3'
+
+    def candidates(self, outputs, settings, img_shape):
+        boxes, scores = self.arrays(outputs)
+        objectness = np.asarray(outputs['objectness'], dtype=np.float32).reshape(-1)
+        classes = scores.shape[1]
+        chosen = scores > settings['score_thr']
         if settings.get('conf_thr', -1) > 0:
             chosen &= (objectness >= settings['conf_thr'])[:, None]
         masked = np.where(chosen, scores, -1.0).reshape(-1)
-        index = _top(masked, nms_pre)
+        index = _top(masked, settings['nms_pre'])
         index = index[masked[index] >= 0]
         rows = index // classes
         return boxes[rows], masked[index] * objectness[rows], index % classes
-    if family == 'two_stage':
-        raise ValueError('two-stage detectors run a second network: use two_stage_postprocess')
-    raise ValueError(f'post-processing family must be one of {APP_FAMILIES}, got {family!r}')
 
 
-def postprocess(outputs: Dict[str, np.ndarray], settings: Dict, img_shape: Sequence[float]
-                ) -> Tuple[np.ndarray, np.ndarray]:
+def postprocess(outputs: Dict[str, np.ndarray], settings: Dict, img_shape: Sequence[float],
+                roi_head=None) -> Tuple[np.ndarray, np.ndarray]:
     """One image's detections from the network's outputs.
 
     Args:
         outputs (dict): ``boxes [P, 4]``, ``scores [P, C]`` (and
-            ``objectness [P]`` for the YOLO families), as the runtime gave
-            them.
+            ``objectness [P]`` for the YOLO families; the feature maps for
+            two-stage detectors), as the runtime gave them.
         settings (dict): The file's ``postprocess`` metadata.
         img_shape (sequence): The image's ``(height, width)`` inside the
             network input (boxes are clipped there).
+        roi_head (callable, optional): Two-stage detectors' second network
+            (see :func:`two_stage_postprocess`).
 
     Returns:
         tuple: ``dets [M, 5]`` (x1, y1, x2, y2, score), best first, and
         ``labels [M]``.
     """
-    boxes, scores, labels = candidates(outputs, settings, img_shape)
-    return nms_detections(boxes, scores, labels, settings['iou_threshold'],
-                          settings['max_per_img'], settings.get('min_bbox_size', -1))
+    family = settings['family']
+    if family not in APP_FAMILIES:
+        raise ValueError(f'post-processing family must be one of {tuple(APP_FAMILIES)}, '
+                         f'got {family!r}')
+    return APP_FAMILIES[family].detections(outputs, settings, img_shape, roi_head)
 
 
 def delta2bbox(rois: np.ndarray, deltas: np.ndarray, means: Sequence[float],
@@ -308,3 +366,14 @@ def two_stage_postprocess(outputs: Dict[str, np.ndarray], settings: Dict,
     valid = np.flatnonzero(scores > settings['score_thr'])
     return nms_detections(boxes[valid], scores[valid], labels[valid], settings['iou_threshold'],
                           settings['max_per_img'])
+
+
+@register_app_family
+class TwoStageApp(AppFamily):
+    """Faster R-CNN: :func:`two_stage_postprocess`, with the RoI head network."""
+    name = 'two_stage'
+
+    def detections(self, outputs, settings, img_shape, roi_head=None):
+        if roi_head is None:
+            raise ValueError('two-stage detectors run a second network: give its roi_head')
+        return two_stage_postprocess(outputs, settings, img_shape, roi_head)

@@ -28,8 +28,9 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule
 
-from .runtime_detector import (INPUT_NAMES, INT8_ENGINES, DeployError, model_feeds, pad_to_input,
-                               runtime_call)
+from .backends import runtime_call
+from .contract import INPUT_NAMES, INT8_ENGINES, DeployError, model_feeds
+from .runtime_detector import pad_to_input
 
 # Kinds of convolution that quantize() can keep in float32.
 KEEP_FP32_KINDS = ('stem', 'depthwise', 'se', 'attention', 'head_output', 'neck_head_depthwise')
@@ -82,7 +83,7 @@ def onnx_conv_nodes(model, module_paths: Iterable[str], prefix: str = 'detector.
     With ``root`` (the exported detector, or whatever ``module_paths`` are
     relative to), also the convolutions whose weights are unnamed slices of
     these modules' weights: the GhostNet export form with the ghost halves
-    apart (:mod:`ghostnet_mmdet.deploy.ghostnet_form`) runs every
+    apart (:mod:`ghostnet_mmdet.deploy.export.ghostnet_form`) runs every
     convolution as pieces whose weights the exporter folds into anonymous
     constants; they are found by their values (give the export form as
     ``root``: its weights are padded)."""
@@ -127,7 +128,7 @@ def calibration_inputs(cfg, num_images: int, input_size, seed: int = 0) -> List[
     """``num_images`` training images of the config's dataset (spread over
     it by a seeded draw), through the test pipeline and the data
     preprocessor, padded to the exported size: the graph's inputs
-    (:func:`~ghostnet_mmdet.deploy.runtime_detector.model_feeds`), a float32
+    (:func:`~ghostnet_mmdet.deploy.contract.model_feeds`), a float32
     ``1x3xHxW`` ``input`` and its ``img_shape``."""
     from mmdet.registry import DATASETS, MODELS
     from mmdet.utils import get_test_pipeline_cfg

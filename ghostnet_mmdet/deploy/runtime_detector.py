@@ -1,14 +1,12 @@
-"""What every deploy backend shares: a model that runs an exported detector
-(:mod:`ghostnet_mmdet.deploy.export`) behind the config's own data
-preprocessor and returns ``DetDataSample`` s, so that ``Runner.test`` with
+"""The MMDetection models behind ``--backend``: an exported detector run by
+one of :mod:`ghostnet_mmdet.deploy.backends` behind the config's own data
+preprocessor, returning ``DetDataSample`` s, so that ``Runner.test`` with
 ``CocoMetric``, ``inference_detector`` and the visualizer treat it like the
-PyTorch detector. A runtime adds how it loads the file and runs a batch
-(:class:`~ghostnet_mmdet.deploy.OnnxRuntimeDetector`,
-:class:`~ghostnet_mmdet.deploy.OpenVINODetector`)."""
-import json
+PyTorch detector. ONNX files end in their own post-processing; app folders
+(ncnn, ExecuTorch) end at the priors' boxes and scores and are
+post-processed here as an app does it (:mod:`.app_postprocess`)."""
 import logging
-import os.path as osp
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
@@ -16,68 +14,11 @@ import torch.nn.functional as F
 from mmengine.model import BaseModel
 from mmengine.structures import InstanceData
 
+from mmdet.registry import MODELS
 
-class DeployError(ValueError):
-    """An ONNX file or input that the runtime cannot use; says why."""
-
-
-INPUT_NAMES, OUTPUT_NAMES = ['input', 'img_shape'], ['dets', 'labels']
-# Head families that do not clip boxes (MMDetection's YOLOX and YOLOv3), for
-# files whose metadata predates the family's own ``clip`` entry: the
-# exporter drops their unused img_shape input.
-UNCLIPPED_FAMILIES = ('yolox', 'yolov3')
-# The runtime an INT8 file is made for -> who places its quantizers
-# (ghostnet_mmdet.deploy.quantize); read backwards for files that name their
-# engine alone.
-INT8_ENGINES = {'openvino': 'nncf', 'onnxruntime': 'onnxruntime'}
-
-
-def first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
-def read_export_metadata(onnx_file: str) -> Dict:
-    """The metadata that ``export_onnx`` wrote into ``onnx_file`` (classes,
-    input size, post-processing, fused, quantization ...)."""
-    import onnx
-    try:
-        model = onnx.load(onnx_file, load_external_data=False)
-    except Exception as err:  # protobuf's DecodeError and friends
-        raise DeployError(f'{onnx_file} is not an ONNX model: {first_line(err)}') from None
-    raw = {entry.key: entry.value for entry in model.metadata_props}
-    if 'classes' not in raw or 'input_size' not in raw:
-        raise DeployError(f'{onnx_file} was not exported by tools/deployment/pytorch2onnx.py: '
-                          'it has no classes/input_size metadata')
-    return {key: json.loads(value) for key, value in raw.items()}
-
-
-def check_model_file(onnx_file: str) -> None:
-    if not osp.isfile(onnx_file):
-        raise DeployError(f'ONNX file not found: {onnx_file}')
-
-
-def check_io_names(onnx_file: str, inputs: List[str], outputs: List[str], meta: Dict) -> None:
-    """Refuse a file whose inputs and outputs are not the exporter's."""
-    postprocess = meta.get('postprocess', {})
-    clips = postprocess.get('clip', postprocess.get('family') not in UNCLIPPED_FAMILIES)
-    if not clips and inputs == INPUT_NAMES[:1]:
-        inputs = INPUT_NAMES
-    if inputs != INPUT_NAMES or outputs != OUTPUT_NAMES:
-        raise DeployError(f'{onnx_file} has inputs {inputs} and outputs {outputs}; '
-                          f'expected {INPUT_NAMES} and {OUTPUT_NAMES} (files exported before '
-                          'the img_shape input: export them again)')
-
-
-def target_runtime(meta: Dict) -> Optional[str]:
-    """The runtime a file was made for: its INT8 quantization's, else its
-    export form's (None for files that name none)."""
-    quantization = meta.get('quantization')
-    if quantization:
-        engine = quantization.get('engine')
-        return quantization.get('backend') or next(
-            (runtime for runtime, name in INT8_ENGINES.items() if name == engine), None)
-    return meta.get('backend')
+from .app_postprocess import postprocess
+from .backends import BACKENDS, file_kind, load_model
+from .contract import INPUT_NAMES, DeployError, model_feeds, target_runtime
 
 
 def check_target_runtime(onnx_file: str, meta: Dict, backend: str) -> None:
@@ -100,51 +41,6 @@ def check_target_runtime(onnx_file: str, meta: Dict, backend: str) -> None:
               level=logging.WARNING)
 
 
-def input_names(model) -> List[str]:
-    """The input names of an onnxruntime session or an OpenVINO (compiled)
-    model."""
-    if hasattr(model, 'get_inputs'):
-        return [i.name for i in model.get_inputs()]
-    return [port.get_any_name() for port in model.inputs]
-
-
-def runtime_call(onnx_file: str, backend: str, num_threads: Optional[int] = None, *,
-                 optimization: str = 'all', disabled_optimizers: Sequence[str] = (),
-                 hint: str = 'LATENCY', check_export: bool = True) -> Callable[[Dict], object]:
-    """A function that runs ``onnx_file`` once in ``backend`` (``onnxruntime``
-    with its graph ``optimization`` level and ``disabled_optimizers``, or
-    ``openvino`` with its performance ``hint``) on the graph inputs it is
-    given (name -> array; names the file does not take are left out): what
-    the speed checks and benchmarks time."""
-    if backend == 'onnxruntime':
-        from .ort_detector import load_session
-        session, _ = load_session(onnx_file, num_threads, optimization, check_export=check_export,
-                                  disabled_optimizers=disabled_optimizers)
-        names = set(input_names(session))
-        return lambda feeds: session.run(
-            None, {key: value for key, value in feeds.items() if key in names})
-    if backend == 'openvino':
-        from .openvino_detector import compile_openvino
-        compiled, _ = compile_openvino(onnx_file, num_threads, hint, check_export=check_export)
-        request = compiled.create_infer_request()
-        names = set(input_names(compiled))
-        return lambda feeds: request.infer(
-            {key: value for key, value in feeds.items() if key in names})
-    raise DeployError(f'backend must be onnxruntime or openvino, got {backend!r}')
-
-
-def model_feeds(input_names: List[str], inputs: np.ndarray, img_shapes=None) -> Dict:
-    """The graph's inputs: the padded float32 batch and, where the graph
-    takes it, each image's ``(height, width)`` inside it (the whole input
-    when ``img_shapes`` is not given)."""
-    feeds = {'input': inputs}
-    if 'img_shape' in input_names:
-        if img_shapes is None:
-            img_shapes = [inputs.shape[2:4]] * inputs.shape[0]
-        feeds['img_shape'] = np.asarray(img_shapes, dtype=np.float32).reshape(-1, 2)
-    return feeds
-
-
 def pad_to_input(inputs: torch.Tensor, input_size, pad_value: float = 0) -> torch.Tensor:
     """A preprocessed batch padded at the bottom and right to the exported
     ``(height, width)``, as MMDetection pads a batch."""
@@ -159,37 +55,43 @@ def _names(classes) -> str:
 
 
 class RuntimeDetector(BaseModel):
-    """An exported detector run by a runtime, with the config's data
+    """An exported detector run by a runtime (``backend``, a name of
+    :data:`~ghostnet_mmdet.deploy.backends.BACKENDS`), with the config's data
     preprocessor in front of it.
 
     Args:
-        onnx_file (str): The model written by
-            ``tools/deployment/pytorch2onnx.py`` (or ``quantize.py``).
+        onnx_file (str): The file written by ``tools/deployment/pytorch2onnx.py``
+            (or ``quantize.py``); for app runtimes (ncnn, ExecuTorch) the
+            folder their exporter wrote.
         data_preprocessor (dict): The detector config's ``data_preprocessor``.
         classes (Sequence[str], optional): The config's classes; refused if
             the model was exported for others.
         num_threads (int, optional): The runtime's threads (default: the
             runtime's own choice, one per core).
+        **options: The runtime's own options (OpenVINO's ``hint``).
     """
     backend = ''
 
     def __init__(self, onnx_file: str, data_preprocessor: dict, classes=None,
-                 num_threads: Optional[int] = None) -> None:
+                 num_threads: Optional[int] = None, **options) -> None:
         super().__init__(data_preprocessor=data_preprocessor)
         if num_threads is not None and (isinstance(num_threads, bool) or
                                         not isinstance(num_threads, int) or num_threads < 1):
             raise DeployError(f'num_threads must be a positive int, got {num_threads!r}')
         self.onnx_file = onnx_file
-        self.meta, self.input_names = self._load(onnx_file, num_threads)
+        self.model = load_model(onnx_file, self.backend, num_threads, **options)
+        self.meta = self.model.meta
+        self.app = file_kind(self.backend) == 'app'
+        self.input_names = list(INPUT_NAMES) if self.app else self.model.input_names
         self.input_size = tuple(self.meta['input_size'])
         check_target_runtime(onnx_file, self.meta, self.backend)
         # Back to the original image as the head itself does it (the rule its
         # head family wrote into the file; files without one: YOLOXHead
         # divides by the scale factor, the other heads multiply by its inverse).
-        postprocess = self.meta.get('postprocess', {})
-        self.divide = postprocess.get('rescale', 'divide' if postprocess.get('head') ==
-                                      'YOLOXHead' else 'multiply') == 'divide'
-        self.dynamic_batch = bool(self.meta.get('dynamic_batch'))
+        settings = self.meta.get('postprocess', {})
+        self.divide = settings.get('rescale', 'divide' if settings.get('head') ==
+                                   'YOLOXHead' else 'multiply') == 'divide'
+        self.dynamic_batch = bool(self.meta.get('dynamic_batch')) or self.app
         exported = tuple(self.meta['classes'])
         if classes is not None and exported and tuple(classes) != exported:
             raise DeployError(
@@ -197,14 +99,20 @@ class RuntimeDetector(BaseModel):
                 f'this config has {len(classes)} ({_names(classes)})')
         self.dataset_meta = dict(classes=exported or tuple(classes or ()))
 
-    def _load(self, onnx_file: str, num_threads: Optional[int]) -> Tuple[Dict, List[str]]:
-        """Load the file into the runtime; return its export metadata and
-        its input names."""
-        raise NotImplementedError
-
-    def infer(self, feeds: Dict[str, np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
-        """``dets`` and ``labels`` for the graph's inputs (:func:`model_feeds`)."""
-        raise NotImplementedError
+    def infer(self, feeds: Dict[str, np.ndarray]):
+        """``dets [N, M, 5]`` and ``labels [N, M]`` (-1: padding) for the
+        graph's inputs (:func:`~ghostnet_mmdet.deploy.contract.model_feeds`)."""
+        if not self.app:
+            return self.model(feeds)
+        settings = self.meta['postprocess']
+        width = settings['max_per_img']
+        roi_head = getattr(self.model, 'roi_head', None) if 'roi_head' in self.meta else None
+        all_dets = np.zeros((len(feeds['input']), width, 5), np.float32)
+        all_labels = np.full((len(feeds['input']), width), -1, np.int64)
+        for i, (image, img_shape) in enumerate(zip(feeds['input'], feeds['img_shape'])):
+            dets, labels = postprocess(self.model(image), settings, img_shape, roi_head)
+            all_dets[i, :len(dets)], all_labels[i, :len(labels)] = dets, labels
+        return all_dets, all_labels
 
     def _fit_input(self, inputs: torch.Tensor) -> torch.Tensor:
         height, width = self.input_size
@@ -246,3 +154,37 @@ class RuntimeDetector(BaseModel):
             sample.pred_instances = InstanceData(bboxes=boxes, scores=image_dets[keep, 4],
                                                  labels=image_labels[keep].long())
         return data_samples
+
+
+@MODELS.register_module()
+class OnnxRuntimeDetector(RuntimeDetector):
+    """An ONNX file run by onnxruntime on the CPU."""
+    backend = 'onnxruntime'
+
+
+@MODELS.register_module()
+class OpenVINODetector(RuntimeDetector):
+    """An ONNX file run by OpenVINO's CPU plugin (``hint``: its performance
+    hint, ``LATENCY`` by default)."""
+    backend = 'openvino'
+
+
+@MODELS.register_module()
+class NcnnDetector(RuntimeDetector):
+    """The folder of ``pytorch2ncnn.py`` run by ncnn on the CPU (weights in
+    half precision when exported with ``--fp16``), then post-processed as
+    an app does it."""
+    backend = 'ncnn'
+
+
+@MODELS.register_module()
+class ExecuTorchDetector(RuntimeDetector):
+    """The folder of ``pytorch2executorch.py`` run by ExecuTorch (XNNPACK),
+    then post-processed as an app does it."""
+    backend = 'executorch'
+
+
+# --backend NAME of tools/test.py, demo.py and the benchmarks -> its model.
+RUNTIMES = {cls.backend: cls for cls in (OnnxRuntimeDetector, OpenVINODetector, NcnnDetector,
+                                         ExecuTorchDetector)}
+assert set(RUNTIMES) == set(BACKENDS), 'a backend without its RuntimeDetector'

@@ -31,7 +31,7 @@ import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
 from ghostnet_mmdet.apis.cli import (detector_to_export, export_parser, reports_user_errors,
                                      verify_on_image)
 from ghostnet_mmdet.deploy import BACKENDS, export_onnx
-from ghostnet_mmdet.deploy.ghostnet_form import DEFAULT_CHANNEL_BLOCK
+from ghostnet_mmdet.deploy.export.ghostnet_form import DEFAULT_CHANNEL_BLOCK
 
 
 def parse_args(argv=None):

@@ -27,7 +27,7 @@ import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
 from ghostnet_mmdet.apis.cli import (detector_to_export, export_parser,
                                      reports_user_errors)
 from ghostnet_mmdet.deploy import export_onnx
-from ghostnet_mmdet.deploy.ghostnet_form import to_export_form
+from ghostnet_mmdet.deploy.export.ghostnet_form import to_export_form
 from ghostnet_mmdet.deploy.quantize import (DEFAULT_KEEP_FP32, ENGINES, KEEP_FP32_KINDS,
                                             calibration_inputs, conv_kinds, int8_speed_ratio,
                                             onnx_conv_nodes, quantize_onnx)

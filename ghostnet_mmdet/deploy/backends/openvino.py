@@ -1,5 +1,5 @@
-"""OpenVINO as a backend of MMDetection's tools: the exported ONNX file,
-read by OpenVINO's ONNX front end and compiled for the CPU plugin.
+"""OpenVINO (CPU plugin): the ONNX files of ``pytorch2onnx.py`` and
+``quantize.py``, read by OpenVINO's ONNX front end and compiled.
 
 The ONNX file is the artefact (exported for OpenVINO: ``pytorch2onnx.py
 --backend openvino``): it carries the export metadata (classes, input size,
@@ -7,16 +7,17 @@ post-processing, the runtime it was made for) that the tools check, and
 OpenVINO reads it, ``NonMaxSuppression`` included, in well under a second
 for these detectors; an IR (``.xml``/``.bin``) would only save that read.
 """
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional
 
-import numpy as np
+from ..contract import (OUTPUT_NAMES, DeployError, check_io_names, check_model_file,
+                        first_line, read_export_metadata)
 
-from mmdet.registry import MODELS
-
-from .runtime_detector import (DeployError, RuntimeDetector, check_io_names, check_model_file,
-                               first_line, input_names, read_export_metadata)
-
+FILE_KIND = 'onnx'
 HINTS = ('LATENCY', 'THROUGHPUT')
+
+
+def _names(ports):
+    return [port.get_any_name() for port in ports]
 
 
 def compile_openvino(onnx_file: str, num_threads: Optional[int] = None, hint: str = 'LATENCY',
@@ -42,8 +43,7 @@ def compile_openvino(onnx_file: str, num_threads: Optional[int] = None, hint: st
     meta = {}
     if check_export:
         meta = read_export_metadata(onnx_file)
-        check_io_names(onnx_file, input_names(model),
-                       [port.get_any_name() for port in model.outputs], meta)
+        check_io_names(onnx_file, _names(model.inputs), _names(model.outputs), meta)
     config = {'PERFORMANCE_HINT': hint, 'INFERENCE_PRECISION_HINT': 'f32'}
     if num_threads:
         config['INFERENCE_NUM_THREADS'] = int(num_threads)
@@ -55,24 +55,21 @@ def compile_openvino(onnx_file: str, num_threads: Optional[int] = None, hint: st
     return compiled, meta
 
 
-@MODELS.register_module()
-class OpenVINODetector(RuntimeDetector):
-    """An exported detector run by OpenVINO's CPU plugin (see
-    :class:`~ghostnet_mmdet.deploy.runtime_detector.RuntimeDetector` for
-    the arguments; ``hint`` is OpenVINO's performance hint)."""
-    backend = 'openvino'
+class Model:
+    """An ONNX file compiled by OpenVINO (``hint``: its performance hint):
+    ``model(feeds)`` runs it on the graph inputs it is given and returns
+    ``dets`` and ``labels`` (every output, in order, for other files)."""
 
-    def __init__(self, onnx_file: str, data_preprocessor: dict, classes=None,
-                 num_threads: Optional[int] = None, hint: str = 'LATENCY') -> None:
-        self.hint = hint
-        super().__init__(onnx_file, data_preprocessor, classes=classes, num_threads=num_threads)
-
-    def _load(self, onnx_file: str, num_threads: Optional[int]) -> Tuple[Dict, List[str]]:
-        self.compiled, meta = compile_openvino(onnx_file, num_threads, self.hint)
+    def __init__(self, path: str, num_threads: Optional[int] = None, *, hint: str = 'LATENCY',
+                 check_export: bool = True) -> None:
+        self.compiled, self.meta = compile_openvino(path, num_threads, hint,
+                                                    check_export=check_export)
         self.request = self.compiled.create_infer_request()
-        return meta, input_names(self.compiled)
+        self.input_names = _names(self.compiled.inputs)
+        self.output_names = _names(self.compiled.outputs)
 
-    def infer(self, feeds: Dict[str, np.ndarray]):
-        results = self.request.infer(feeds)
+    def __call__(self, feeds: Dict):
+        results = self.request.infer({k: v for k, v in feeds.items() if k in self.input_names})
         named = {port.get_any_name(): value for port, value in results.items()}
-        return named['dets'], named['labels']
+        names = OUTPUT_NAMES if self.meta else self.output_names
+        return [named[name] for name in names]

@@ -37,9 +37,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..models.backbones.ghostnet import GHOSTNET_ARCH, GhostNet
-from ..models.layers.ghost_blocks import GhostBottleneck, GhostModule, SqueezeExcite
-from .postprocess import ExportError
+from ...models.backbones.ghostnet import GHOSTNET_ARCH, GhostNet
+from ...models.layers.ghost_blocks import GhostBottleneck, GhostModule, SqueezeExcite
+from ..contract import ExportError
 
 # Channel multiple of the padding: AVX2's block (8 float32 values), which
 # AVX-512 runtimes also run without reorders in their 8-channel kernels.

@@ -29,8 +29,9 @@ Boxes are clipped at each image's own height and width (the graph's
 input. They stay in input-tensor coordinates: dividing by the resize
 factor is the runner's job, as in MMDetection.
 """
+import math
 import warnings
-from typing import List, Optional, Sequence, Tuple, Type
+from typing import Dict, List, Optional, Sequence, Tuple, Type
 
 import torch
 import torch.nn as nn
@@ -39,11 +40,8 @@ from torch import Tensor
 from mmdet.models.dense_heads import AnchorHead, GFLHead, RPNHead, YOLOV3Head, YOLOXHead
 from mmdet.models.roi_heads import StandardRoIHead
 
+from ..contract import ExportError
 from .nms import batched_class_nms
-
-
-class ExportError(ValueError):
-    """A detector or option the exporter does not support; says which."""
 
 
 SUPPORTED = ('RetinaHead', 'SSDHead', 'RTMDetHead (RTMDetSepBNHead)', 'GFLHead (LiteGFLHead)',
@@ -146,6 +144,58 @@ def dense_candidates(head, cls_scores: Sequence[Tensor], bbox_preds: Sequence[Te
     return tuple(torch.cat(part, dim=1) for part in zip(*parts))
 
 
+def _rows(tensor: Tensor, width: int) -> Tensor:
+    """``[1, C, H, W]`` -> ``[1, H * W * C / width, width]`` in MMDetection's
+    order (position, prior, then the ``width`` values)."""
+    return tensor.permute(0, 2, 3, 1).reshape(1, -1, width)
+
+
+WH_RATIO_CLIP = 16 / 1000
+
+
+def decode_deltas(priors: Tensor, deltas: Tensor, coder) -> Tensor:
+    """``DeltaXYWHBBoxCoder.decode`` (MMDetection's ``delta2bbox``) on
+    ``[1, P, 4]`` tensors, in the operators every app runtime has (slices
+    along the last axis, elementwise arithmetic, exp, clamp)."""
+    means = deltas.new_tensor(coder.means).reshape(1, 1, 4)
+    stds = deltas.new_tensor(coder.stds).reshape(1, 1, 4)
+    deltas = deltas * stds + means
+    centre = (priors[..., :2] + priors[..., 2:]) * 0.5
+    size = priors[..., 2:] - priors[..., :2]
+    shift = deltas[..., :2] * size
+    # decode()'s default wh_ratio_clip, 16 / 1000.
+    limit = abs(math.log(WH_RATIO_CLIP))
+    if coder.add_ctr_clamp:
+        shift = shift.clamp(min=-coder.ctr_clamp, max=coder.ctr_clamp)
+        log_scale = deltas[..., 2:].clamp(max=limit)
+    else:
+        log_scale = deltas[..., 2:].clamp(min=-limit, max=limit)
+    centre = centre + shift
+    half = size * log_scale.exp() * 0.5
+    return torch.cat([centre - half, centre + half], dim=-1)
+
+
+def dense_app_constants(head, sizes, device) -> Tuple[Dict[str, Tensor], List[int]]:
+    priors = head.prior_generator.grid_priors(sizes, device=device)
+    return dict(priors=torch.cat(priors)[None]), [len(level) for level in priors]
+
+
+def dense_app_outputs(head, network, features) -> Tuple[Tensor, Tensor]:
+    """Every prior's decoded box and scores of a dense head (RetinaNet,
+    SSD, RTMDet, the RPN)."""
+    cls_scores, bbox_preds = head(features)
+    scores = torch.cat([_rows(s, head.cls_out_channels) for s in cls_scores], dim=1)
+    # Softmax heads (SSD) put the background last and drop it.
+    scores = scores.sigmoid() if head.use_sigmoid_cls else \
+        scores.softmax(-1)[..., :head.num_classes]
+    deltas = torch.cat([_rows(p, head.bbox_coder.encode_size) for p in bbox_preds], dim=1)
+    if type(head.bbox_coder).__name__ == 'DeltaXYWHBBoxCoder':
+        return decode_deltas(network.priors, deltas, head.bbox_coder), scores
+    # DistancePointBBoxCoder: distances from the point.
+    points = network.priors[..., :2]
+    return torch.cat([points - deltas[..., :2], points + deltas[..., 2:]], dim=-1), scores
+
+
 def keep_large_enough(boxes: Tensor, valid: Tensor, min_bbox_size) -> Tensor:
     """``_bbox_post_process``'s filter: boxes wider and taller than
     ``min_bbox_size`` (when it is set, i.e. at least 0)."""
@@ -211,6 +261,39 @@ class HeadPostprocess:
             cache[key] = make()
         return cache[key]
 
+    # What an app runtime's network (export.app_network) gives: it stops at
+    # every prior's decoded box and scores, in operators every runtime has;
+    # the app's NumPy post-processing (deploy.app_postprocess) does the rest.
+    app_outputs: Tuple[str, ...] = ('boxes', 'scores')
+
+    @property
+    def app_head(self) -> nn.Module:
+        """The head whose outputs the app network decodes."""
+        return self.head
+
+    def app_constants(self, sizes, device) -> Tuple[Dict[str, Tensor], List[int]]:
+        """The app network's constants for feature maps of ``sizes`` (kept
+        as buffers: the runtimes' files hold them as constants) and each
+        level's number of rows."""
+        raise NotImplementedError
+
+    def app_forward(self, network: nn.Module, features) -> Tuple[Tensor, ...]:
+        """The app network's outputs (:attr:`app_outputs`, batch 1) from
+        the neck's features; ``network`` holds the constants."""
+        raise NotImplementedError
+
+    def app_output_names(self) -> Tuple[str, ...]:
+        return self.app_outputs
+
+    def app_settings(self) -> dict:
+        """The settings the app's post-processing reads (``meta.json``'s
+        ``postprocess``, without the level counts)."""
+        settings = self.settings()
+        # A box coder that does not clip (clip_border=False) is followed.
+        settings['clip'] = bool(settings['clip'] and
+                                getattr(self.app_head.bbox_coder, 'clip_border', True))
+        return settings
+
     def __call__(self, features, img_shape: Tensor):
         boxes, scores, labels, valid = self.candidates(features, img_shape)
         valid = keep_large_enough(boxes, valid, self.min_bbox_size)
@@ -253,6 +336,12 @@ class DensePostprocess(HeadPostprocess):
             sigmoid=self.head.use_sigmoid_cls, clip=True, priors=priors)
         return boxes, scores, labels, scores > self.score_thr
 
+    def app_constants(self, sizes, device):
+        return dense_app_constants(self.head, sizes, device)
+
+    def app_forward(self, network, features):
+        return dense_app_outputs(self.head, network, features)
+
 
 @register_family
 class GFLPostprocess(HeadPostprocess):
@@ -285,15 +374,9 @@ class GFLPostprocess(HeadPostprocess):
         batch, classes = cls_scores[0].shape[0], head.cls_out_channels
         sizes = tuple(tuple(score.shape[-2:]) for score in cls_scores)
 
-        def make():
-            priors = head.prior_generator.grid_priors(sizes, dtype=cls_scores[0].dtype,
-                                                      device=cls_scores[0].device)
-            strides = [level.new_full((len(level), 1), stride[0])
-                       for level, stride in zip(priors, head.prior_generator.strides)]
-            return (torch.cat([head.anchor_center(level) for level in priors]),
-                    torch.cat(strides), [len(level) for level in priors])
-
-        centres, strides, counts = self.constant((sizes, cls_scores[0].dtype), make)
+        centres, strides, counts = self.constant(
+            (sizes, cls_scores[0].dtype),
+            lambda: self.centres_and_strides(sizes, cls_scores[0].dtype, cls_scores[0].device))
         bins = 4 * (head.reg_max + 1)
         distributions = torch.cat([pred.permute(0, 2, 3, 1).reshape(batch, -1, bins)
                                    for pred in bbox_preds], dim=1)
@@ -315,6 +398,35 @@ class GFLPostprocess(HeadPostprocess):
         scores, labels, prior_index = (torch.cat(part, dim=1) for part in zip(*parts))
         boxes = torch.gather(boxes, 1, prior_index[..., None].expand(-1, -1, 4))
         return boxes, scores, labels, scores > self.score_thr
+
+    def centres_and_strides(self, sizes, dtype=torch.float32, device=None):
+        """Every prior's centre ``[P, 2]`` and stride ``[P, 1]`` over all
+        levels, and each level's number of priors."""
+        head = self.head
+        priors = head.prior_generator.grid_priors(sizes, dtype=dtype, device=device)
+        strides = [level.new_full((len(level), 1), stride[0])
+                   for level, stride in zip(priors, head.prior_generator.strides)]
+        return (torch.cat([head.anchor_center(level) for level in priors]),
+                torch.cat(strides), [len(level) for level in priors])
+
+    def app_constants(self, sizes, device):
+        centres, strides, counts = self.centres_and_strides(sizes, device=device)
+        return dict(centres=centres.repeat(1, 2)[None], strides=strides[None],
+                    signs=torch.tensor([-1.0, -1.0, 1.0, 1.0]).reshape(1, 1, 4),
+                    project=self.head.integral.project.reshape(1, 1, 1, -1).clone()), counts
+
+    def app_forward(self, network, features):
+        # The integral as a softmax and a weighted sum over the last axis:
+        # operators every app runtime has.
+        head = self.head
+        cls_scores, bbox_preds = head(features)
+        bins = head.reg_max + 1
+        scores = torch.cat([_rows(s, head.cls_out_channels) for s in cls_scores],
+                           dim=1).sigmoid()
+        distributions = torch.cat([_rows(p, 4 * bins) for p in bbox_preds], dim=1)
+        distributions = distributions.reshape(1, -1, 4, bins).softmax(-1)
+        distances = (distributions * network.project).sum(-1) * network.strides
+        return network.centres + distances * network.signs, scores
 
 
 @register_family
@@ -339,6 +451,24 @@ class YOLOXPostprocess(HeadPostprocess):
         boxes = head._bbox_decode(priors, deltas)
         best, labels = class_scores.max(dim=2)
         return boxes, best * objectness, labels, objectness * best >= self.score_thr
+
+    app_outputs = ('boxes', 'scores', 'objectness')
+
+    def app_constants(self, sizes, device):
+        priors = self.head.prior_generator.grid_priors(sizes, device=device, with_stride=True)
+        counts = [len(level) for level in priors]
+        priors = torch.cat(priors)
+        return dict(centres=priors[None, :, :2], strides=priors[None, :, 2:]), counts
+
+    def app_forward(self, network, features):
+        head = self.head
+        cls_scores, bbox_preds, objectnesses = head(features)
+        scores = torch.cat([_rows(s, head.num_classes) for s in cls_scores], dim=1).sigmoid()
+        deltas = torch.cat([_rows(p, 4) for p in bbox_preds], dim=1)
+        objectness = torch.cat([_rows(o, 1) for o in objectnesses], dim=1).sigmoid()
+        centres = deltas[..., :2] * network.strides + network.centres
+        half = deltas[..., 2:].exp() * network.strides * 0.5
+        return torch.cat([centres - half, centres + half], dim=-1), scores, objectness
 
 
 @register_family
@@ -385,6 +515,30 @@ class YOLOV3Postprocess(HeadPostprocess):
         boxes = torch.gather(boxes, 1, prior_index[..., None].expand(-1, -1, 4))
         scores = masked * torch.gather(objectness, 1, prior_index)
         return boxes, scores, labels, masked >= 0
+
+    app_outputs = ('boxes', 'scores', 'objectness')
+
+    def app_constants(self, sizes, device):
+        head = self.head
+        priors = head.prior_generator.grid_priors(sizes, device=device)
+        counts = [len(level) for level in priors]
+        strides = [level.new_full((len(level), 1), float(stride))
+                   for level, stride in zip(priors, head.featmap_strides)]
+        priors = torch.cat(priors)
+        return dict(centres=((priors[:, :2] + priors[:, 2:]) * 0.5)[None],
+                    sizes=(priors[:, 2:] - priors[:, :2])[None],
+                    strides=torch.cat(strides)[None]), counts
+
+    def app_forward(self, network, features):
+        head = self.head
+        (pred_maps, ) = head(features)
+        preds = torch.cat([_rows(p, head.num_attrib) for p in pred_maps], dim=1)
+        # YOLOBBoxCoder: the centre moves within its cell, the size scales
+        # the anchor.
+        centres = network.centres + (preds[..., :2].sigmoid() - 0.5) * network.strides
+        half = network.sizes * preds[..., 2:4].exp() * 0.5
+        boxes = torch.cat([centres - half, centres + half], dim=-1)
+        return boxes, preds[..., 5:].sigmoid(), preds[..., 4:5].sigmoid()
 
 
 class OnnxRoiAlign(torch.autograd.Function):
@@ -525,6 +679,37 @@ class TwoStagePostprocess(HeadPostprocess):
         labels = torch.arange(classes, device=boxes.device).repeat(batch, count)
         valid = proposal_valid.repeat_interleave(classes, dim=1) & (scores > self.score_thr)
         return decoded, scores, labels, valid
+
+    # The app network: the RPN's boxes and scores, then the feature maps
+    # RoIAlign pools from (feature0, feature1 ...); the RoI head is a second
+    # network (export.app_network.RoIHeadForApp).
+    @property
+    def app_head(self):
+        return self.rpn_head
+
+    def app_output_names(self):
+        return self.app_outputs + tuple(f'feature{i}' for i in range(self.extractor.num_inputs))
+
+    def app_constants(self, sizes, device):
+        return dense_app_constants(self.rpn_head, sizes, device)
+
+    def app_forward(self, network, features):
+        boxes, scores = dense_app_outputs(self.rpn_head, network, features)
+        return (boxes, scores, *features[:self.extractor.num_inputs])
+
+    def app_settings(self):
+        settings = super().app_settings()
+        layer, bbox_head = self.extractor.roi_layers[0], self.head
+        settings.update(
+            roi_strides=[int(stride) for stride in self.extractor.featmap_strides],
+            finest_scale=float(self.extractor.finest_scale),
+            roi_output_size=[int(side) for side in layer.output_size],
+            roi_sampling_ratio=int(layer.sampling_ratio), roi_aligned=bool(layer.aligned),
+            rcnn_means=[float(v) for v in bbox_head.bbox_coder.means],
+            rcnn_stds=[float(v) for v in bbox_head.bbox_coder.stds],
+            rcnn_clip=bool(getattr(bbox_head.bbox_coder, 'clip_border', True)),
+            reg_class_agnostic=bool(bbox_head.reg_class_agnostic))
+        return settings
 
 
 def head_postprocess(detector: nn.Module, max_per_img: Optional[int] = None) -> HeadPostprocess:

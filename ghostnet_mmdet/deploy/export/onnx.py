@@ -6,7 +6,7 @@ plus ``img_shape`` ``[N, 2]``, each image's height and width inside the
 padded input, where MMDetection clips boxes).
 
 The graph reproduces MMDetection's own post-processing step for step (see
-:mod:`ghostnet_mmdet.deploy.postprocess` for each head family), so that the
+:mod:`ghostnet_mmdet.deploy.export.heads` for each head family), so that the
 runtimes give the detections of ``model.predict`` box for box.
 
 Boxes are in input-tensor coordinates; dividing by the resize factor is the
@@ -24,9 +24,9 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import fuse_conv_bn
 
+from ..contract import INPUT_NAMES, OUTPUT_NAMES, ExportError
 from .ghostnet_form import DEFAULT_CHANNEL_BLOCK, backbone_export_form, to_export_form
-from .postprocess import ROI_ALIGN_OPSET, ExportError, TwoStagePostprocess, head_postprocess
-from .runtime_detector import INPUT_NAMES, OUTPUT_NAMES
+from .heads import ROI_ALIGN_OPSET, TwoStagePostprocess, head_postprocess
 
 
 class DetectorForExport(nn.Module):

@@ -1,12 +1,11 @@
-"""onnxruntime as a backend of MMDetection's tools (CPU execution provider)."""
-from typing import Dict, List, Optional, Sequence, Tuple
+"""onnxruntime (CPU execution provider): runs the ONNX files of
+``pytorch2onnx.py`` and ``quantize.py``."""
+from typing import Dict, Optional, Sequence
 
-import numpy as np
+from ..contract import (DeployError, check_io_names, check_model_file, first_line,
+                        read_export_metadata)
 
-from mmdet.registry import MODELS
-
-from .runtime_detector import (DeployError, RuntimeDetector, check_io_names, check_model_file,
-                               first_line, input_names, read_export_metadata)
+FILE_KIND = 'onnx'
 
 
 def session_options(num_threads: Optional[int] = None, optimization: str = 'all'):
@@ -48,22 +47,22 @@ def load_session(onnx_file: str, num_threads: Optional[int] = None, optimization
     if not check_export:
         return session, {}
     meta = read_export_metadata(onnx_file)
-    check_io_names(onnx_file, input_names(session), [o.name for o in session.get_outputs()],
-                   meta)
+    check_io_names(onnx_file, [i.name for i in session.get_inputs()],
+                   [o.name for o in session.get_outputs()], meta)
     return session, meta
 
 
+class Model:
+    """An ONNX file loaded into onnxruntime: ``model(feeds)`` runs it on the
+    graph inputs it is given (name -> array; names the file does not take
+    are left out) and returns its outputs in order."""
 
-@MODELS.register_module()
-class OnnxRuntimeDetector(RuntimeDetector):
-    """An exported detector run by onnxruntime on the CPU (see
-    :class:`~ghostnet_mmdet.deploy.runtime_detector.RuntimeDetector` for
-    the arguments)."""
-    backend = 'onnxruntime'
+    def __init__(self, path: str, num_threads: Optional[int] = None, *,
+                 optimization: str = 'all', disabled_optimizers: Sequence[str] = (),
+                 check_export: bool = True) -> None:
+        self.session, self.meta = load_session(path, num_threads, optimization, check_export,
+                                               disabled_optimizers)
+        self.input_names = [i.name for i in self.session.get_inputs()]
 
-    def _load(self, onnx_file: str, num_threads: Optional[int]) -> Tuple[Dict, List[str]]:
-        self.session, meta = load_session(onnx_file, num_threads)
-        return meta, input_names(self.session)
-
-    def infer(self, feeds: Dict[str, np.ndarray]):
-        return self.session.run(None, feeds)
+    def __call__(self, feeds: Dict):
+        return self.session.run(None, {k: v for k, v in feeds.items() if k in self.input_names})

@@ -1,0 +1,170 @@
+"""ExecuTorch (XNNPACK) as the second app runtime: every single-stage head
+family gives PyTorch's detections box for box through the program and the
+app's NumPy post-processing; INT8 (PT2E) keeps float32's confident
+detections; bad folders and programs are refused by name; the trained
+miniature evaluates through tools/test.py --backend executorch as PyTorch
+does."""
+import json
+import shutil
+
+import pytest
+import torch
+from mmdet.structures import DetDataSample
+
+from ghostnet_mmdet.deploy import (DeployError, ExecuTorchDetector, ExportError,
+                                   export_executorch, lost_detections,
+                                   match_detections, prepare_for_export)
+
+from .detection_utils import (BOX_ATOL, PARITY_CONFIGS, REPO, SCORE_ATOL, SIZE,
+                              build_config_detector, calibrate_heads, padded_batch,
+                              read_metrics, run_tool_in_process, samples_for)
+
+pytest.importorskip('executorch.runtime')
+
+TOOLS = REPO / 'tools'
+# The app network is ncnn's (tests/test_ncnn.py checks it box for box for
+# every head family and backbone version); here its XNNPACK lowering, on the
+# families whose decoding differs most: GFL's distributions (softmax and
+# integral) and YOLOX's objectness (exp, no clip), and the dense family on
+# the trained miniature (the tools' test). Lowering a detector takes ExecuTorch
+# tens of seconds, hence not one test per family.
+GFL, YOLOX = (next(c for c in PARITY_CONFIGS if c.name.startswith(prefix))
+              for prefix in ('litegfl_ghostnet-1.0x', 'yolox_ghostnet'))
+
+
+def exported(config, folder, calibration=None):
+    """``config``'s detector (random weights, calibrated heads), exported
+    to ExecuTorch at SIZE x SIZE: (cfg, model)."""
+    cfg, model = build_config_detector(config)
+    calibrate_heads(model, padded_batch())
+    prepare_for_export(model, fuse=True)
+    if 'max_per_img' not in model.bbox_head.test_cfg:  # YOLOX's: every box that survives NMS
+        model.bbox_head.test_cfg['max_per_img'] = 5000
+    export_executorch(model, str(folder), (SIZE, SIZE),
+                      data_preprocessor=cfg.model.data_preprocessor, calibration=calibration)
+    return cfg, model
+
+
+def predict_both(cfg, model, runtime):
+    images = padded_batch()  # the second image padded: boxes clipped at the image
+    samples = samples_for(images)
+    with torch.no_grad():
+        data = model.data_preprocessor(dict(inputs=images, data_samples=samples), False)
+        expected = model.predict(data['inputs'], data['data_samples'])
+        actual = runtime.test_step(dict(inputs=images, data_samples=[
+            DetDataSample(metainfo=s.metainfo) for s in samples]))
+    return [e.pred_instances for e in expected], [a.pred_instances for a in actual]
+
+
+def assert_same_detections(cfg, model, folder):
+    runtime = ExecuTorchDetector(str(folder), cfg.model.data_preprocessor, num_threads=2)
+    for exp, act in zip(*predict_both(cfg, model, runtime)):
+        assert len(exp) > 0, 'no detections to compare'
+        mismatch = match_detections(exp, act, score_atol=SCORE_ATOL, box_rtol=1e-5,
+                                    box_atol=BOX_ATOL)
+        assert mismatch is None, mismatch
+
+
+@pytest.fixture(scope='module')
+def small_program(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('executorch') / 'model'
+    cfg, model = exported(YOLOX, folder)
+    return cfg, model, folder
+
+
+def test_gfl_program_gives_pytorch_detections(tmp_path):
+    cfg, model = exported(GFL, tmp_path)
+    assert_same_detections(cfg, model, tmp_path)
+
+
+def test_yolox_program_gives_pytorch_detections(small_program):
+    assert_same_detections(*small_program)
+
+
+def test_int8_keeps_the_confident_detections(small_program, tmp_path):
+    """PT2E INT8 (YOLOX, calibrated on two images): a set comparison with
+    the float32 program (quantized scores move), and an INT8 program that
+    says so in its metadata."""
+    cfg, model, fp32_folder = small_program
+    with torch.no_grad():
+        inputs = model.data_preprocessor(dict(inputs=padded_batch()), False)['inputs']
+    calibration = [inputs[i:i + 1] for i in range(len(inputs))]
+    export_executorch(model, str(tmp_path), (SIZE, SIZE),
+                      data_preprocessor=cfg.model.data_preprocessor, calibration=calibration)
+    meta = json.loads((tmp_path / 'meta.json').read_text())
+    assert meta['weights'] == 'int8' and meta['quantization']['calibration_images'] == 2
+    fp32 = ExecuTorchDetector(str(fp32_folder), cfg.model.data_preprocessor)
+    int8 = ExecuTorchDetector(str(tmp_path), cfg.model.data_preprocessor)
+    (expected, _), (actual, _) = (predict_both(cfg, model, runtime) for runtime in (fp32, int8))
+    for exp, act in zip(expected, actual):
+        # The five best of float32 (YOLOX scores: objectness times class),
+        # kept within a third of the best score.
+        assert len(exp) >= 5, 'too few detections to compare'
+        best = float(exp.scores[0])
+        assert lost_detections(exp, act, score_thr=float(exp.scores[4]),
+                               score_atol=best / 3) == []
+
+
+def test_bad_programs_are_named(small_program, tmp_path):
+    cfg, model, folder = small_program
+    preprocessor = cfg.model.data_preprocessor
+    with pytest.raises(DeployError, match='executorch model not found'):
+        ExecuTorchDetector(str(tmp_path / 'missing'), preprocessor)
+    with pytest.raises(DeployError, match=r'is not an executorch export .*/meta.json is missing'):
+        ExecuTorchDetector(str(tmp_path), preprocessor)
+
+    def copy(name):
+        target = tmp_path / name
+        shutil.copytree(folder, target)
+        return target
+
+    corrupt = copy('corrupt')
+    (corrupt / 'model.pte').write_bytes(b'not a program')
+    with pytest.raises(DeployError, match='is not an ExecuTorch program the runtime can load'):
+        ExecuTorchDetector(str(corrupt), preprocessor)
+    ncnn = copy('ncnn')
+    meta = json.loads((folder / 'meta.json').read_text())
+    (ncnn / 'meta.json').write_text(json.dumps(dict(meta, format='ghostnet_mmdet-ncnn')))
+    with pytest.raises(DeployError, match='was not written by tools/deployment/pytorch2executorch'):
+        ExecuTorchDetector(str(ncnn), preprocessor)
+    other = copy('other')
+    (other / 'meta.json').write_text(json.dumps(dict(meta, classes=list('abcde'))))
+    with pytest.raises(DeployError, match=r'exported for 5 classes \(a, b, c, d, \.\.\.\), '
+                       r'this config has 2 \(x, y\)'):
+        ExecuTorchDetector(str(other), preprocessor, classes=('x', 'y'))
+    runtime = ExecuTorchDetector(str(folder / 'model.pte'), preprocessor, num_threads=1)
+    too_big = [torch.zeros(3, SIZE + 32, SIZE, dtype=torch.uint8)]
+    sample = DetDataSample(metainfo=dict(img_shape=(SIZE + 32, SIZE), ori_shape=(SIZE + 32, SIZE),
+                                         scale_factor=(1.0, 1.0)))
+    with pytest.raises(DeployError, match=rf'made a {SIZE + 32}x{SIZE} input, larger than the '
+                       rf'{SIZE}x{SIZE} .* export with --shape {SIZE + 32} {SIZE}'):
+        runtime.test_step(dict(inputs=too_big, data_samples=[sample]))
+    with pytest.raises(ExportError, match=r'input size must be two ints >= 32, got \(16, 128\)'):
+        export_executorch(model, str(tmp_path / 'small'), (16, SIZE))
+
+
+def test_executorch_tools_on_the_trained_miniature(trained, capsys, monkeypatch):
+    """pytorch2executorch.py on the trained miniature, then tools/test.py
+    --backend executorch (CocoMetric) against the PyTorch checkpoint, and
+    tools/demo.py --backend executorch."""
+    folder, config, data_root, work_dir, _ = trained
+    monkeypatch.chdir(folder)
+    pytorch = read_metrics(work_dir)  # the evaluation at the end of training
+    status, out, err = run_tool_in_process(
+        TOOLS / 'deployment' / 'pytorch2executorch.py', config, work_dir / 'iter_6.pth', '--out',
+        folder / 'et', '--verify', data_root / 'val' / '000000.jpg', capsys=capsys)
+    assert status == 0, err[-3000:]
+    assert 'the same detections' in out, out
+    status, _, err = run_tool_in_process(TOOLS / 'test.py', config, folder / 'et', '--backend',
+                                         'executorch', '--num-threads', '2', '--work-dir',
+                                         folder / 'et_eval', capsys=capsys)
+    assert status == 0, err[-3000:]
+    runtime = read_metrics(folder / 'et_eval')
+    for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_s'):
+        assert abs(pytorch[key] - runtime[key]) <= 0.002, (key, pytorch[key], runtime[key])
+    status, _, err = run_tool_in_process(
+        TOOLS / 'demo.py', data_root / 'val' / '000001.jpg', config, folder / 'et',
+        '--backend', 'executorch', '--out-dir', folder / 'et_demo', '--score-thr', '0',
+        capsys=capsys)
+    assert status == 0, err[-3000:]
+    assert (folder / 'et_demo' / '000001.png').is_file()
