@@ -6,6 +6,8 @@ can be audited. A result of the same machine and date is replaced.
 
     python tools/train.py CONFIG --work-dir work_dirs/run
     python .dev_scripts/record_training.py CONFIG work_dirs/run --machine epyc-avx512
+    # a second seed (--cfg-options randomness.seed=1): a result of its own
+    python .dev_scripts/record_training.py CONFIG work_dirs/run1 --machine epyc-avx512 --seed 1
 """
 import argparse
 import json
@@ -27,6 +29,8 @@ def main(argv=None) -> int:
     parser.add_argument('--machine', required=True, choices=sorted(read_machines(REPO)),
                         help='its name in configs/machines.yml')
     parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--seed', type=int, default=0,
+                        help="the run's randomness.seed (a result per machine, date and seed)")
     parser.add_argument('--note', help='what a reader must know about the run')
     args = parser.parse_args(argv)
     config = Path(args.config).resolve().relative_to(REPO)
@@ -51,7 +55,16 @@ def main(argv=None) -> int:
                           f'mmdet {mmdet.__version__}'}
     if times:
         result['Training Time (s/iter)'] = round(statistics.median(times), 2)
-    kept = config.parent / 'logs' / f'{config.stem}_{date.replace("-", "")}.json'
+    dumped = Path(args.work_dir) / f'{config.stem}.py'
+    if dumped.is_file():
+        from mmengine.config import Config
+        seed = Config.fromfile(dumped).get('randomness', {}).get('seed', 0)
+        if seed != args.seed:
+            parser.error(f'{dumped} trained with seed {seed}, not --seed {args.seed}')
+    if args.seed:
+        result['Seed'] = args.seed
+    seed = f'_seed{args.seed}' if args.seed else ''
+    kept = config.parent / 'logs' / f'{config.stem}_{date.replace("-", "")}{seed}.json'
     (REPO / kept.parent).mkdir(exist_ok=True)
     shutil.copyfile(log, REPO / kept)
     result['Training Log'] = str(kept)
@@ -63,7 +76,8 @@ def main(argv=None) -> int:
     if model is None:
         parser.error(f'{metafile.relative_to(REPO)} has no entry for {config}')
     model['Results'] = [r for r in model.get('Results', [])
-                        if (r['Machine'], str(r['Date'])) != (args.machine, date)] + [result]
+                        if (r['Machine'], str(r['Date']), r.get('Seed', 0)) !=
+                        (args.machine, date, args.seed)] + [result]
     write_metafile(metafile, header, content)
     print(f'{metafile.relative_to(REPO)}: {model["Name"]}: {result["Metrics"]}, '
           f'{result.get("Training Time (s/iter)")} s/iter, log {kept}')

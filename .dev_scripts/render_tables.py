@@ -92,6 +92,8 @@ def render_shapes(page: Path, metafiles: str = 'ghostnet,baselines', detector: s
             machine = f"{machines()[result['Machine']]['name']}, {result['Date']}"
             if result['Threads'] != 2:
                 machine += f", {result['Threads']} thread"
+            if result.get('Seed'):
+                machine += f", seed {result['Seed']}"
             if result.get('Note'):
                 notes.append(result['Note'])
                 marks = sorted(set(notes), key=notes.index).index(result['Note']) + 1

@@ -361,8 +361,8 @@ def overfit_detector(model, images, samples, steps=100, lr=2e-3, losses=None):
 # sigmoid and anchors, SSD's softmax, RTMDet's points and unshared convs,
 # GFL's distributions with a GhostPAN neck and depthwise-separable convs,
 # YOLOX, YOLOv3, two-stage), every backbone version (V1, V2, V3), and a
-# backbone that is not GhostNet (tests/test_export_configs.py; tests/test_ncnn.py
-# takes most of them).
+# backbone that is not GhostNet, and the peers' (tests/test_export_configs.py;
+# tests/test_ncnn.py takes most of them).
 PARITY_CONFIGS = [REPO / 'configs' / 'ghostnet' / name for name in (
     'retinanet_ghostnet-1.0x_fpn_1xb8-1.5k_shapes.py',
     'retinanet_ghostnetv2-1.0x_fpn_1xb8-1.5k_shapes.py',
@@ -373,7 +373,12 @@ PARITY_CONFIGS = [REPO / 'configs' / 'ghostnet' / name for name in (
     'yolox_ghostnet-1.0x_8xb8-300e_coco.py',
     'yolov3_ghostnet-1.0x_1xb8-1.5k_shapes.py',
     'faster-rcnn_ghostnet-1.1x_fpn_1x_coco.py',
-)] + [REPO / 'configs' / 'baselines' / 'ssdlite_mobilenetv2_1xb8-1.5k_shapes.py']
+)] + [REPO / 'configs' / 'baselines' / name for name in (
+    'ssdlite_mobilenetv2_1xb8-1.5k_shapes.py',
+    # The peers' backbones: channel shuffles (mmpretrain's ShuffleNetV2),
+    # YOLOX's focus slices and SPP pooling (CSPDarknet).
+    'nanodet-plus-m_shufflenetv2-1.0x_ghostpan_1xb8-1.5k_shapes.py',
+    'yolox_nano_1xb8-1.5k_shapes.py')]
 # Random COCO-sized heads amplify float rounding (which differs between
 # PyTorch's and the runtimes' kernels) more than the trained GhostShapes
 # detectors, whose detections tests/test_deploy.py holds to scores within

@@ -101,7 +101,8 @@ def test_config_builds_trains_one_step_and_predicts(config):
 @pytest.mark.parametrize('config', BASELINE_CONFIGS, ids=lambda p: p.name)
 def test_baseline_config_builds_trains_one_step_and_predicts(config):
     cfg = Config.fromfile(str(config))
-    assert cfg.model.backbone.type in ('ResNet', 'MobileNetV2', 'CSPNeXt')
+    assert cfg.model.backbone.type in ('ResNet', 'MobileNetV2', 'CSPNeXt', 'CSPDarknet',
+                                       'mmpretrain.ShuffleNetV2')
     # MMDetection's MobileNetV2 runs (and keeps) layers after its last output.
     train_step_and_predict(build_detector(cfg), all_backbone_params=False)
 

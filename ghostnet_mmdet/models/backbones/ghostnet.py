@@ -14,7 +14,7 @@ re-parameterisable branches.
 """
 import math
 import numbers
-from typing import List, NamedTuple, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -231,6 +231,14 @@ class GhostNet(BaseModule):
             convolution with a bias and no norm layer, V3's branches
             merged, as :meth:`switch_to_deploy` leaves it, so that its
             checkpoints load. Inference only. Defaults to False.
+        num_branches (int, optional): Re-parameterisation branches per
+            convolution in training, GhostNetV3's recipe: 0 (V1, V2) trains
+            the plain network; ``k`` > 0 trains each conv as ``k`` conv +
+            norm branches plus a scale branch and an identity norm, merged
+            into one conv by :meth:`switch_to_deploy`, so the deployed
+            network is the plain one. ``type='GhostNet', num_branches=3``
+            trains V1's network with V3's branches. None: the version's own
+            (3 for V3). Defaults to None.
         init_cfg (dict or list[dict], optional): Initialization config. With
             ``dict(type='Pretrained', checkpoint=PATH[, prefix=...])`` the
             checkpoint may be in this layout or in the official/timm layout,
@@ -253,7 +261,15 @@ class GhostNet(BaseModule):
                  with_cp: bool = False,
                  channels_last: bool = False,
                  deploy: bool = False,
+                 num_branches: Optional[int] = None,
                  init_cfg: OptMultiConfig = None) -> None:
+        if num_branches is not None:
+            if isinstance(num_branches, bool) or not isinstance(num_branches, int) \
+                    or num_branches < 0:
+                raise ValueError('num_branches must be None (the version\'s own: '
+                                 f'{type(self).num_branches}) or an int >= 0, '
+                                 f'but got {num_branches!r}')
+            self.num_branches = num_branches
         if init_cfg is None:
             init_cfg = [
                 dict(type='Kaiming', layer='Conv2d'),
