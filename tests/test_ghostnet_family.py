@@ -57,6 +57,34 @@ def test_v3_deploy_form_equals_training_form_and_timms_deploy_form(width):
     assert all(m.deploy for m in ours.modules() if type(m).__name__ == 'RepConvModule')
 
 
+def test_v1_trained_with_v3s_branches_deploys_as_v1(tmp_path):
+    """GhostNet(num_branches=3): V3's training branches on V1's network;
+    deployed, the same numbers in V1's deploy form, whose checkpoint a plain
+    GhostNet(deploy=True) loads."""
+    rep = GhostNet(out_indices=TAPS, num_branches=3)
+    randomize_norm_stats(rep)
+    assert sum(p.numel() for p in rep.parameters()) > \
+        sum(p.numel() for p in GhostNet(out_indices=TAPS).parameters())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        trained = rep.eval()(x)
+        rep.switch_to_deploy()
+        deployed = rep(x)
+    for exp, act in zip(trained, deployed):
+        assert (exp - act).abs().max().item() <= 1e-5 * exp.abs().max().item() + 1e-6
+    path = tmp_path / 'rep_deploy.pth'
+    torch.save(dict(state_dict=rep.state_dict()), path)
+    plain = GhostNet(out_indices=TAPS, deploy=True,
+                     init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    plain.init_weights()
+    with torch.no_grad():
+        for exp, act in zip(deployed, plain.eval()(x)):
+            assert torch.equal(exp, act)
+    with pytest.raises(ValueError, match=r"num_branches must be None \(the version's own: 0\) "
+                       r"or an int >= 0, but got -1"):
+        GhostNet(num_branches=-1)
+
+
 def test_deployed_v3_is_a_deployed_v2_and_its_checkpoint_loads(tmp_path):
     v3 = GhostNetV3(out_indices=TAPS)
     randomize_norm_stats(v3)
