@@ -15,7 +15,18 @@ from ghostnet_mmdet.utils.metafiles import read_machines, read_metafile, write_m
 
 REPO = Path(__file__).resolve().parents[1]
 BACKENDS = dict(eager='PyTorch', fused='PyTorch (fused)', onnxruntime='onnxruntime',
-                openvino='OpenVINO', ncnn='ncnn')
+                openvino='OpenVINO', ncnn='ncnn', executorch='ExecuTorch')
+PRECISIONS = dict(int8='INT8', fp16='FP16')
+
+
+def backend_and_mode(mode: str):
+    """benchmark_deploy.py's mode -> (backend, precision): ``openvino-int8``
+    is OpenVINO in INT8; a runtime setting (``onnxruntime-extended``) stays
+    part of the backend's name."""
+    runtime, _, variant = mode.partition('-')
+    if variant in PRECISIONS:
+        return BACKENDS.get(runtime, runtime), PRECISIONS[variant]
+    return BACKENDS.get(mode, mode), 'FP32'
 
 
 def main(argv=None) -> int:
@@ -34,14 +45,15 @@ def main(argv=None) -> int:
                 continue
             entries = model['Metadata'].setdefault('inference time (ms/im)', [])
             for mode, sizes in run['medians'][name].items():
+                backend, precision = backend_and_mode(mode)
                 for size, value in sizes.items():
                     resolution = f'({size}, {size})'
                     entries[:] = [e for e in entries if not (
                         e['hardware'] == args.machine and e['resolution'] == resolution and
-                        e['backend'] == BACKENDS.get(mode, mode))]
+                        e['backend'] == backend and e['mode'] == precision)]
                     entries.append({'value': value, 'hardware': args.machine,
-                                    'backend': BACKENDS.get(mode, mode), 'batch size': 1,
-                                    'mode': 'FP32', 'resolution': resolution,
+                                    'backend': backend, 'batch size': 1,
+                                    'mode': precision, 'resolution': resolution,
                                     'threads': run['threads'], 'software': run['software'],
                                     'date': run['date']})
             print(f'{metafile.relative_to(REPO)}: {model["Name"]}: {len(entries)} entries')

@@ -13,7 +13,9 @@ between two markers:
 Kinds: ``shapes`` (GhostShapes results, one row per model and machine),
 ``coco`` (the COCO configs: size and the paper's figure), ``latency`` (the
 models' ``inference time (ms/im)`` entries, one table per machine and date),
-``results file=NAME`` (a results file). Links are written relative to the
+``results file=NAME`` (a results file), ``peers machine=M names=A,B``
+(models side by side on one machine: accuracy per seed, size, training
+time, latency per runtime and precision). Links are written relative to the
 page.
 
     python .dev_scripts/render_tables.py            # rewrite the tables
@@ -171,8 +173,61 @@ def render_results(page: Path, file: str) -> str:
     return text + '\n'
 
 
+BACKEND_ORDER = ['onnxruntime', 'OpenVINO', 'ncnn', 'ExecuTorch']
+
+
+def render_peers(page: Path, machine: str, names: str, resolution: str = '320') -> str:
+    """Side by side on one machine: the models ``names`` (metafile Names,
+    in this order) with their GhostShapes accuracy (every seed), size,
+    training time and deployed latency in every runtime and precision
+    measured there at ``resolution``."""
+    by_name = {m['Name']: m for m in models(['ghostnet', 'baselines'])}
+    missing = [name for name in names.split(',') if name not in by_name]
+    if missing:
+        raise ValueError(f'{page}: peers table names unknown models {missing}')
+    where = f'({resolution}, {resolution})'
+    rows_models = [by_name[name] for name in names.split(',')]
+    columns, used = set(), {}
+    for model in rows_models:
+        for entry in model['Metadata'].get('inference time (ms/im)', []):
+            if entry['hardware'] == machine and entry['resolution'] == where and \
+                    entry['backend'] in BACKEND_ORDER:
+                columns.add((entry['backend'], entry['mode']))
+                used[(machine, entry['software'])] = True
+    columns = sorted(columns, key=lambda c: (BACKEND_ORDER.index(c[0]), c[1] != 'FP32', c[1]))
+    rows = []
+    for model in rows_models:
+        meta = model['Metadata']
+        results = sorted((r for r in model.get('Results', []) if r['Machine'] == machine),
+                         key=lambda r: r.get('Seed', 0))
+        for result in results:
+            used[(machine, result['Software'])] = True
+
+        def seeds(key):
+            return ' / '.join(_number(r['Metrics'].get(key)) for r in results) or '-'
+
+        first = results[0] if results else {}
+        latency = {(e['backend'], e['mode']): e['value']
+                   for e in meta.get('inference time (ms/im)', [])
+                   if e['hardware'] == machine and e['resolution'] == where}
+        rows.append([meta['Detector'], meta['Backbone'], _millions(meta['Parameters']),
+                     _number(meta.get('FLOPs (G)'), 2) + 'G', seeds('bbox_mAP'),
+                     seeds('bbox_mAP_s'), _number(first.get('Training Time (s/iter)'), 2)] +
+                    [_number(latency.get(column), 1) for column in columns] +
+                    [_link(page, model['Config'], 'config')])
+    header = ['detector', 'backbone', 'params', 'FLOPs (256)', 'bbox mAP', 'mAP small',
+              's / iter'] + [f'{b} {m} ms' for b, m in columns] + ['config']
+    footer = (f"{machines()[machine]['name']} only, 2 threads. Accuracy: GhostShapes validation "
+              'split, 1500 iterations of batch 8 from scratch at 256x256, one value per seed '
+              f'(seed 0 first). Latency: {resolution}x{resolution}, batch 1, the whole detector '
+              'deployed (random weights with spread scores, NMS included; ncnn and ExecuTorch '
+              "with the app's NumPy post-processing), medians of one interleaved run per "
+              "runtime. '-': not measured or not made. " + _machine_notes(used))
+    return _table(header, rows) + '\n\n' + footer + '\n'
+
+
 RENDERERS = dict(shapes=render_shapes, coco=render_coco, latency=render_latency,
-                 results=render_results)
+                 results=render_results, peers=render_peers)
 
 
 def render_block(page: Path, spec: str) -> str:

@@ -17,20 +17,17 @@ gloo (tools/dist_test.sh CONFIG CHECKPOINT NPROC).
 """
 import argparse
 import os
-import os.path as osp
 import sys
-import warnings
-from copy import deepcopy
 
-from mmengine import ConfigDict
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 import torch
 
 import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
 from ghostnet_mmdet.apis import check_detector_checkpoint
-from ghostnet_mmdet.apis.cli import add_trust_argument, missing_input, reports_user_errors
+from ghostnet_mmdet.apis.cli import (add_trust_argument, add_tta, missing_input,
+                                     reports_user_errors, tool_config)
 from ghostnet_mmdet.apis.config_check import check_detector_config
 from ghostnet_mmdet.apis.distributed import prepare_cpu_distributed
 from ghostnet_mmdet.deploy import RUNTIMES
@@ -76,28 +73,6 @@ def parse_args(argv=None):
     return args
 
 
-def add_tta(cfg):
-    if 'tta_model' not in cfg:
-        warnings.warn('Cannot find ``tta_model`` in config, we will set it as default.')
-        cfg.tta_model = dict(
-            type='DetTTAModel',
-            tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
-    if 'tta_pipeline' not in cfg:
-        warnings.warn('Cannot find ``tta_pipeline`` in config, we will set it as default.')
-        test_data_cfg = cfg.test_dataloader.dataset
-        while 'dataset' in test_data_cfg:
-            test_data_cfg = test_data_cfg['dataset']
-        cfg.tta_pipeline = deepcopy(test_data_cfg.pipeline)
-        cfg.tta_pipeline[-1] = dict(
-            type='TestTimeAug',
-            transforms=[[dict(type='RandomFlip', prob=1.), dict(type='RandomFlip', prob=0.)],
-                        [dict(type='PackDetInputs',
-                              meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                                         'scale_factor', 'flip', 'flip_direction'))]])
-    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
-    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-
-
 @reports_user_errors
 def main(argv=None):
     args = parse_args(argv)
@@ -114,14 +89,7 @@ def main(argv=None):
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         print(f'error: --out must be a .pkl or .pickle file, got {args.out}', file=sys.stderr)
         return 2
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = tool_config(args)
     check_detector_config(cfg)
     check_dataset_files(cfg, ['test'])
     if args.trust_checkpoint:

@@ -24,7 +24,7 @@ from mmengine.runner import Runner
 
 import ghostnet_mmdet  # noqa: F401  (registers GhostNet, applies compat fixes)
 from ghostnet_mmdet.apis import check_detector_checkpoint, find_resumable_checkpoint
-from ghostnet_mmdet.apis.cli import add_trust_argument, reports_user_errors
+from ghostnet_mmdet.apis.cli import add_trust_argument, reports_user_errors, tool_config
 from ghostnet_mmdet.apis.config_check import check_detector_config, check_machine
 from ghostnet_mmdet.apis.distributed import prepare_cpu_distributed
 from ghostnet_mmdet.utils.dataset_check import check_config_datasets, check_dataset_files
@@ -66,15 +66,7 @@ def parse_args(argv=None):
 def build_config(args) -> Config:
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'config file not found: {args.config}')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    # work_dir: CLI > config > ./work_dirs/<config name>
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = tool_config(args)
     check_machine(cfg, amp=args.amp)
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'

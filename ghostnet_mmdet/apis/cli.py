@@ -112,3 +112,46 @@ def detector_to_export(args, fuse: bool = True):
     input_size = tuple(args.shape) if args.shape else default_input_size(cfg)
     prepare_for_export(model, fuse=fuse)
     return model, cfg, model.dataset_meta['classes'], input_size
+
+
+def tool_config(args):
+    """The config of tools/train.py and tools/test.py: ``args.config`` with
+    ``--launcher`` and ``--cfg-options`` applied and its work_dir set
+    (``--work-dir`` > the config's > ``./work_dirs/<config name>``)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def add_tta(cfg) -> None:
+    """MMDetection's tools/test.py --tta: the config's ``tta_model`` around its
+    model and ``tta_pipeline`` as the test pipeline (defaults when missing)."""
+    import warnings
+    from copy import deepcopy
+    from mmengine import ConfigDict
+    if 'tta_model' not in cfg:
+        warnings.warn('Cannot find ``tta_model`` in config, we will set it as default.')
+        cfg.tta_model = dict(
+            type='DetTTAModel',
+            tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
+    if 'tta_pipeline' not in cfg:
+        warnings.warn('Cannot find ``tta_pipeline`` in config, we will set it as default.')
+        test_data_cfg = cfg.test_dataloader.dataset
+        while 'dataset' in test_data_cfg:
+            test_data_cfg = test_data_cfg['dataset']
+        cfg.tta_pipeline = deepcopy(test_data_cfg.pipeline)
+        cfg.tta_pipeline[-1] = dict(
+            type='TestTimeAug',
+            transforms=[[dict(type='RandomFlip', prob=1.), dict(type='RandomFlip', prob=0.)],
+                        [dict(type='PackDetInputs',
+                              meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                                         'scale_factor', 'flip', 'flip_direction'))]])
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline

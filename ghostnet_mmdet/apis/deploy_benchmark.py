@@ -35,6 +35,11 @@ DETECTORS = {
         'configs/ghostnet/litegfl_ghostnet-1.0x_ghostpan_1xb8-1.5k_shapes.py',
     'LiteGFL MobileNetV2, GhostShapes':
         'configs/baselines/litegfl_mobilenetv2_ghostpan_1xb8-1.5k_shapes.py',
+    # The peers (configs/baselines/README.md); LiteGFL-GhostNet trained with V3's
+    # branches deploys as LiteGFL-GhostNet itself.
+    'NanoDet-Plus-m ShuffleNetV2-1.0x, GhostShapes':
+        'configs/baselines/nanodet-plus-m_shufflenetv2-1.0x_ghostpan_1xb8-1.5k_shapes.py',
+    'YOLOX-nano, GhostShapes': 'configs/baselines/yolox_nano_1xb8-1.5k_shapes.py',
     'LiteGFL GhostNet-1.0x, COCO': 'configs/ghostnet/litegfl_ghostnet-1.0x_ghostpan_4xb96-320-300e_coco.py',
     'RetinaNet GhostNet-1.1x, COCO': 'configs/ghostnet/retinanet_ghostnet-1.1x_fpn_1x_coco.py',
     'YOLOX GhostNet-1.0x, COCO': 'configs/ghostnet/yolox_ghostnet-1.0x_8xb8-300e_coco.py',

@@ -105,3 +105,44 @@ def processor_name() -> str:
     flags = set(flags_line.group(1).split()) if flags_line else set()
     isa = [f for f in ('avx2', 'avx512f', 'avx512_vnni', 'avx_vnni', 'amx_int8') if f in flags]
     return f'{model.group(1) if model else "unknown processor"} ({", ".join(isa) or "no AVX2"})'
+
+
+def output_sum(outputs):
+    outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs, )
+    return sum(out.float().mean() for out in outputs)
+
+
+def cuda_train_infer_steps(networks, batch, size, compile_too):
+    """``(name, precision, infer|train)`` -> a step of ``networks`` (name ->
+    module on the GPU) on a channels-last batch, in fp32 and bf16 (and
+    with ``compile_too``, the NHWC and timm ones under torch.compile):
+    what tools/analysis_tools/benchmark_backbone.py times on CUDA."""
+    x = torch.randn(batch, 3, size, size, device='cuda').contiguous(
+        memory_format=torch.channels_last)
+    functions = {}
+    variants = [(name, net) for name, net in networks.items()]
+    if compile_too:
+        variants += [(f'{name}, torch.compile', torch.compile(net)) for name, net in networks.items()
+                     if 'NHWC' in name or 'timm' in name]
+    for name, net in variants:
+        for dtype in (torch.float32, torch.bfloat16):
+            tag = 'fp32' if dtype is torch.float32 else 'bf16'
+            optimizer = torch.optim.SGD(net.parameters(), lr=1e-4)
+
+            def infer(net=net, dtype=dtype):
+                net.eval()
+                with torch.no_grad(), torch.autocast('cuda', dtype=dtype,
+                                                     enabled=dtype is not torch.float32):
+                    net(x)
+
+            def train(net=net, dtype=dtype, optimizer=optimizer):
+                net.train()
+                with torch.autocast('cuda', dtype=dtype, enabled=dtype is not torch.float32):
+                    loss = output_sum(net(x))
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+
+            functions[(name, tag, 'infer')] = infer
+            functions[(name, tag, 'train')] = train
+    return functions

@@ -23,7 +23,8 @@ import statistics
 import torch
 import torch.nn as nn
 
-from ghostnet_mmdet.utils.benchmark import cpu_timer, cuda_timer, interleaved
+from ghostnet_mmdet.utils.benchmark import (cpu_timer, cuda_timer, cuda_train_infer_steps,
+                                            interleaved)
 
 
 class TimmThroughStage8(nn.Module):
@@ -62,44 +63,6 @@ def build_networks(widen_factor, with_baselines, device):
         if device != 'cpu':
             networks['mmdet ResNet-50'] = MODELS.build(dict(type='ResNet', depth=50))
     return networks
-
-
-def output_sum(outputs):
-    outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs, )
-    return sum(out.float().mean() for out in outputs)
-
-
-def cuda_functions(networks, batch, size, compile_too):
-    """name -> step, for eval forward and training step in fp32 and bf16."""
-    x = torch.randn(batch, 3, size, size, device='cuda').contiguous(
-        memory_format=torch.channels_last)
-    functions = {}
-    variants = [(name, net) for name, net in networks.items()]
-    if compile_too:
-        variants += [(f'{name}, torch.compile', torch.compile(net)) for name, net in networks.items()
-                     if 'NHWC' in name or 'timm' in name]
-    for name, net in variants:
-        for dtype in (torch.float32, torch.bfloat16):
-            tag = 'fp32' if dtype is torch.float32 else 'bf16'
-            optimizer = torch.optim.SGD(net.parameters(), lr=1e-4)
-
-            def infer(net=net, dtype=dtype):
-                net.eval()
-                with torch.no_grad(), torch.autocast('cuda', dtype=dtype,
-                                                     enabled=dtype is not torch.float32):
-                    net(x)
-
-            def train(net=net, dtype=dtype, optimizer=optimizer):
-                net.train()
-                with torch.autocast('cuda', dtype=dtype, enabled=dtype is not torch.float32):
-                    loss = output_sum(net(x))
-                loss.backward()
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-
-            functions[(name, tag, 'infer')] = infer
-            functions[(name, tag, 'train')] = train
-    return functions
 
 
 def main():
@@ -143,7 +106,7 @@ def main():
     batch = args.batch or 32
     networks = {name: net.cuda().to(memory_format=torch.channels_last)
                 for name, net in networks.items()}
-    functions = cuda_functions(networks, batch, args.size, not args.no_compile)
+    functions = cuda_train_infer_steps(networks, batch, args.size, not args.no_compile)
     times = interleaved(functions, args.rounds, args.warmup, cuda_timer)
     rate = {key: batch / (statistics.median(t) / 1000) for key, t in times.items()}
     print(f'\n{torch.cuda.get_device_name(0)}, torch {torch.__version__}, CUDA '
