@@ -99,6 +99,24 @@ def test_a_network_ncnn_cannot_run_is_refused(tmp_path):
     assert not (tmp_path / 'meta.json').exists()
 
 
+@pytest.mark.parametrize('ctr_clamp', [None, 8.0])
+def test_app_box_decoding_is_mmdetections(ctr_clamp):
+    """The app's NumPy delta decoding (two-stage RoI heads) is
+    DeltaXYWHBBoxCoder.decode's, with and without add_ctr_clamp."""
+    from mmdet.models.task_modules.coders import DeltaXYWHBBoxCoder
+    from ghostnet_mmdet.deploy.app_postprocess import delta2bbox
+    generator = torch.Generator().manual_seed(0)
+    corners = torch.rand(200, 2, generator=generator) * 200
+    rois = torch.cat([corners, corners + 4 + torch.rand(200, 2, generator=generator) * 60], 1)
+    deltas = torch.randn(200, 4, generator=generator) * 2
+    means, stds = (0., 0., 0., 0.), (0.1, 0.1, 0.2, 0.2)
+    coder = DeltaXYWHBBoxCoder(means, stds, add_ctr_clamp=ctr_clamp is not None,
+                               ctr_clamp=ctr_clamp or 32)
+    expected = coder.decode(rois, deltas, max_shape=None)
+    actual = delta2bbox(rois.numpy(), deltas.numpy(), means, stds, ctr_clamp=ctr_clamp)
+    torch.testing.assert_close(torch.from_numpy(actual), expected, rtol=1e-5, atol=1e-4)
+
+
 def test_app_nms_and_top_k_are_torchvisions_and_torchs():
     from torchvision.ops import batched_nms
     boxes, scores, labels = random_detections(300, 3, side=100)

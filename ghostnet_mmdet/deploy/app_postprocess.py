@@ -237,15 +237,24 @@ def postprocess(outputs: Dict[str, np.ndarray], settings: Dict, img_shape: Seque
 
 
 def delta2bbox(rois: np.ndarray, deltas: np.ndarray, means: Sequence[float],
-               stds: Sequence[float], wh_ratio_clip: float = 16 / 1000) -> np.ndarray:
+               stds: Sequence[float], wh_ratio_clip: float = 16 / 1000,
+               ctr_clamp: Optional[float] = None) -> np.ndarray:
     """MMDetection's ``DeltaXYWHBBoxCoder.decode``: ``deltas [R, 4]`` from
-    ``rois [R, 4]`` (x1 y1 x2 y2) to boxes."""
+    ``rois [R, 4]`` (x1 y1 x2 y2) to boxes; ``ctr_clamp``: the coder's
+    ``add_ctr_clamp`` (the centre's shift clamped to +-ctr_clamp pixels, the
+    size's log scale only from above), as the exported networks decode."""
     deltas = deltas * np.asarray(stds, np.float32) + np.asarray(means, np.float32)
     centre = (rois[:, :2] + rois[:, 2:]) * 0.5
     size = rois[:, 2:] - rois[:, :2]
     limit = abs(np.log(wh_ratio_clip))
-    centre = centre + deltas[:, :2] * size
-    half = size * np.exp(np.clip(deltas[:, 2:], -limit, limit)) * 0.5
+    shift = deltas[:, :2] * size
+    if ctr_clamp is not None:
+        shift = np.clip(shift, -ctr_clamp, ctr_clamp)
+        log_scale = np.minimum(deltas[:, 2:], limit)
+    else:
+        log_scale = np.clip(deltas[:, 2:], -limit, limit)
+    centre = centre + shift
+    half = size * np.exp(log_scale) * 0.5
     return np.concatenate([centre - half, centre + half], axis=1).astype(np.float32)
 
 
@@ -357,7 +366,7 @@ def two_stage_postprocess(outputs: Dict[str, np.ndarray], settings: Dict,
     per_box = 1 if settings['reg_class_agnostic'] else classes
     deltas = np.asarray(deltas, np.float32).reshape(len(proposals) * per_box, 4)
     boxes = delta2bbox(np.repeat(proposals, per_box, axis=0), deltas, settings['rcnn_means'],
-                       settings['rcnn_stds']).reshape(len(proposals), per_box, 4)
+                       settings['rcnn_stds'], ctr_clamp=settings.get('rcnn_ctr_clamp')).reshape(len(proposals), per_box, 4)
     if settings.get('rcnn_clip', True):
         boxes = _clip(boxes.reshape(-1, 4), img_shape).reshape(len(proposals), per_box, 4)
     boxes = np.broadcast_to(boxes, (len(proposals), classes, 4)).reshape(-1, 4)

@@ -708,6 +708,8 @@ class TwoStagePostprocess(HeadPostprocess):
             rcnn_means=[float(v) for v in bbox_head.bbox_coder.means],
             rcnn_stds=[float(v) for v in bbox_head.bbox_coder.stds],
             rcnn_clip=bool(getattr(bbox_head.bbox_coder, 'clip_border', True)),
+            rcnn_ctr_clamp=float(bbox_head.bbox_coder.ctr_clamp)
+            if getattr(bbox_head.bbox_coder, 'add_ctr_clamp', False) else None,
             reg_class_agnostic=bool(bbox_head.reg_class_agnostic))
         return settings
 
