@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmengine.hub import get_config
 
 from mmdet.structures import DetDataSample
-from ..deploy import export_backbone_onnx, export_onnx
+from ..deploy import ExportError, export_backbone_onnx, export_onnx
 from ..deploy.backends import runtime_call
 from ..deploy.contract import INPUT_NAMES, model_feeds
 from ..deploy.export.ghostnet_form import DEFAULT_CHANNEL_BLOCK, to_export_form
@@ -182,7 +182,10 @@ def runners(name, config, checkpoint, part, modes, size, threads, folder, block,
         if mode in ('eager', 'fused'):
             continue
         if mode in APP_MODES:
-            calls[(name, mode)] = app_call(fast, part, name, size, threads, folder, mode)
+            try:
+                calls[(name, mode)] = app_call(fast, part, name, size, threads, folder, mode)
+            except ExportError as err:  # e.g. a network pnnx cannot lower for ncnn
+                print(f'  {name}, {size}, {mode}: not timed: {err}')
             continue
         # Each runtime runs the file made for it; openvino-resize runs onnxruntime's.
         backend = 'onnxruntime' if mode.startswith('onnxruntime') or mode == 'openvino-resize' \
@@ -273,6 +276,7 @@ def print_report(results, times, args):
     print('|---|' + '---|' * (len(args.sizes) * len(args.modes)))
     for name in names:
         cells = ' | '.join(f'{results[(name, mode, size)]:.1f}'
+                           if (name, mode, size) in results else '-'
                            for size in args.sizes for mode in args.modes)
         print(f'| {name} | {cells} |')
     for size in args.sizes:
@@ -289,7 +293,8 @@ def print_report(results, times, args):
             for mode in args.modes + (['best'] if len(runtimes) > 1 else []):
                 for name in names:
                     other = next((n for n in names if bottom in n), None)
-                    if not (top in name and other and other != name):
+                    if not (top in name and other and other != name) or mode != 'best' and \
+                            not {(name, mode), (other, mode)} <= set(run):
                         continue
                     if mode == 'best':
                         value = best_ratio_median(run, [(name, m) for m in runtimes],
