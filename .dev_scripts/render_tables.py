@@ -195,7 +195,7 @@ def render_peers(page: Path, machine: str, names: str, resolution: str = '320') 
                 columns.add((entry['backend'], entry['mode']))
                 used[(machine, entry['software'])] = True
     columns = sorted(columns, key=lambda c: (BACKEND_ORDER.index(c[0]), c[1] != 'FP32', c[1]))
-    rows = []
+    rows, notes = [], []
     for model in rows_models:
         meta = model['Metadata']
         results = sorted((r for r in model.get('Results', []) if r['Machine'] == machine),
@@ -207,12 +207,16 @@ def render_peers(page: Path, machine: str, names: str, resolution: str = '320') 
             return ' / '.join(_number(r['Metrics'].get(key)) for r in results) or '-'
 
         first = results[0] if results else {}
+        time = _number(first.get('Training Time (s/iter)'), 2)
+        if first.get('Note'):
+            notes.append(first['Note'])
+            time += ' ' + '*' * (sorted(set(notes), key=notes.index).index(first['Note']) + 1)
         latency = {(e['backend'], e['mode']): e['value']
                    for e in meta.get('inference time (ms/im)', [])
                    if e['hardware'] == machine and e['resolution'] == where}
         rows.append([meta['Detector'], meta['Backbone'], _millions(meta['Parameters']),
                      _number(meta.get('FLOPs (G)'), 2) + 'G', seeds('bbox_mAP'),
-                     seeds('bbox_mAP_s'), _number(first.get('Training Time (s/iter)'), 2)] +
+                     seeds('bbox_mAP_s'), time] +
                     [_number(latency.get(column), 1) for column in columns] +
                     [_link(page, model['Config'], 'config')])
     header = ['detector', 'backbone', 'params', 'FLOPs (256)', 'bbox mAP', 'mAP small',
@@ -223,6 +227,8 @@ def render_peers(page: Path, machine: str, names: str, resolution: str = '320') 
               'deployed (random weights with spread scores, NMS included; ncnn and ExecuTorch '
               "with the app's NumPy post-processing), medians of one interleaved run per "
               "runtime. '-': not measured or not made. " + _machine_notes(used))
+    for index, note in enumerate(sorted(set(notes), key=notes.index)):
+        footer += f" {'*' * (index + 1)} {note[0].upper()}{note[1:]}."
     return _table(header, rows) + '\n\n' + footer + '\n'
 
 
