@@ -34,6 +34,8 @@ def main(argv=None) -> int:
     parser.add_argument('results', help='the JSON file of benchmark_deploy.py --out')
     parser.add_argument('--machine', required=True, choices=sorted(read_machines(REPO)),
                         help='its name in configs/machines.yml')
+    parser.add_argument('--run', help='a name for this interleaved run (e.g. peers): its '
+                        'entries are a table of their own, beside those of other runs')
     args = parser.parse_args(argv)
     run = json.loads(Path(args.results).read_text())
     by_config = {config: name for name, config in run['configs'].items()}
@@ -50,12 +52,13 @@ def main(argv=None) -> int:
                     resolution = f'({size}, {size})'
                     entries[:] = [e for e in entries if not (
                         e['hardware'] == args.machine and e['resolution'] == resolution and
-                        e['backend'] == backend and e['mode'] == precision)]
+                        e['backend'] == backend and e['mode'] == precision and
+                        e.get('run') == args.run)]
                     entries.append({'value': value, 'hardware': args.machine,
                                     'backend': backend, 'batch size': 1,
                                     'mode': precision, 'resolution': resolution,
                                     'threads': run['threads'], 'software': run['software'],
-                                    'date': run['date']})
+                                    'date': run['date'], **({'run': args.run} if args.run else {})})
             print(f'{metafile.relative_to(REPO)}: {model["Name"]}: {len(entries)} entries')
         write_metafile(metafile, header, content)
     return 0

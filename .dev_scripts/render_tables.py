@@ -143,13 +143,13 @@ def render_latency(page: Path, metafiles: str = 'ghostnet,baselines', detector: 
             continue
         for entry in model['Metadata'].get('inference time (ms/im)', []):
             key = (entry['hardware'], entry['software'], entry['date'], entry['resolution'],
-                   entry['batch size'], entry['threads'], entry['mode'])
+                   entry['batch size'], entry['threads'], entry['mode'], entry.get('run'))
             name = model['Name']
             configs[name] = model
             runs.setdefault(key, {}).setdefault(name, {})[entry['backend']] = entry['value']
     parts = []
     for key, timed in runs.items():
-        machine, software, date, resolution, batch, threads, mode = key
+        machine, software, date, resolution, batch, threads, mode, _ = key
         backends = sorted({b for values in timed.values() for b in values})
         rows = [[configs[n]['Metadata']['Detector'], configs[n]['Metadata']['Backbone']] +
                 [_number(values.get(b), 1) for b in backends]
@@ -176,11 +176,13 @@ def render_results(page: Path, file: str) -> str:
 BACKEND_ORDER = ['onnxruntime', 'OpenVINO', 'ncnn', 'ExecuTorch']
 
 
-def render_peers(page: Path, machine: str, names: str, resolution: str = '320') -> str:
+def render_peers(page: Path, machine: str, names: str, resolution: str = '320',
+                 run: str = None) -> str:
     """Side by side on one machine: the models ``names`` (metafile Names,
     in this order) with their GhostShapes accuracy (every seed), size,
     training time and deployed latency in every runtime and precision
-    measured there at ``resolution``."""
+    measured there at ``resolution`` in the interleaved run ``run`` (as
+    record_latency.py --run named it)."""
     by_name = {m['Name']: m for m in models(['ghostnet', 'baselines'])}
     missing = [name for name in names.split(',') if name not in by_name]
     if missing:
@@ -191,7 +193,7 @@ def render_peers(page: Path, machine: str, names: str, resolution: str = '320') 
     for model in rows_models:
         for entry in model['Metadata'].get('inference time (ms/im)', []):
             if entry['hardware'] == machine and entry['resolution'] == where and \
-                    entry['backend'] in BACKEND_ORDER:
+                    entry['backend'] in BACKEND_ORDER and entry.get('run') == run:
                 columns.add((entry['backend'], entry['mode']))
                 used[(machine, entry['software'])] = True
     columns = sorted(columns, key=lambda c: (BACKEND_ORDER.index(c[0]), c[1] != 'FP32', c[1]))
@@ -213,7 +215,8 @@ def render_peers(page: Path, machine: str, names: str, resolution: str = '320') 
             time += ' ' + '*' * (sorted(set(notes), key=notes.index).index(first['Note']) + 1)
         latency = {(e['backend'], e['mode']): e['value']
                    for e in meta.get('inference time (ms/im)', [])
-                   if e['hardware'] == machine and e['resolution'] == where}
+                   if e['hardware'] == machine and e['resolution'] == where and
+                   e.get('run') == run}
         rows.append([meta['Detector'], meta['Backbone'], _millions(meta['Parameters']),
                      _number(meta.get('FLOPs (G)'), 2) + 'G', seeds('bbox_mAP'),
                      seeds('bbox_mAP_s'), time] +
@@ -225,8 +228,9 @@ def render_peers(page: Path, machine: str, names: str, resolution: str = '320') 
               'split, 1500 iterations of batch 8 from scratch at 256x256, one value per seed '
               f'(seed 0 first). Latency: {resolution}x{resolution}, batch 1, the whole detector '
               'deployed (random weights with spread scores, NMS included; ncnn and ExecuTorch '
-              "with the app's NumPy post-processing), medians of one interleaved run per "
-              "runtime. '-': not measured or not made. " + _machine_notes(used))
+              "with the app's NumPy post-processing; INT8 files calibrated on random inputs, "
+              "which does not change their speed), medians of one interleaved run of every "
+              "detector and runtime. '-': not measured or not made. " + _machine_notes(used))
     for index, note in enumerate(sorted(set(notes), key=notes.index)):
         footer += f" {'*' * (index + 1)} {note[0].upper()}{note[1:]}."
     return _table(header, rows) + '\n\n' + footer + '\n'
