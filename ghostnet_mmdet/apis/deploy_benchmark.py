@@ -49,9 +49,9 @@ DETECTORS = {
 }
 MODES = ('eager', 'fused', 'onnxruntime', 'openvino', 'onnxruntime-int8', 'openvino-int8')
 # App runtimes (pytorch2ncnn.py's folders: float32, or half-precision weights
-# and storage; pytorch2executorch.py's: float32 or INT8) with the app's NumPy
+# and storage; pytorch2executorch.py's, float32) with the app's NumPy
 # post-processing: not in the default modes.
-APP_MODES = ('ncnn', 'ncnn-fp16', 'executorch', 'executorch-int8')
+APP_MODES = ('ncnn', 'ncnn-fp16', 'executorch')
 SETTINGS = ('onnxruntime-extended', 'onnxruntime-basic', 'onnxruntime-nolayout',
             'openvino-throughput', 'openvino-resize')
 
@@ -132,17 +132,13 @@ def app_call(model, part, name, size, threads, folder, mode):
         blobs = {f'out{i}': f'out{i}' for i in range(len(model.backbone.out_indices))}
         return lambda x: extract(net, 'in0', x[0], blobs)
     else:
-        calibration = None
-        if variant == 'int8':
-            generator = torch.Generator().manual_seed(0)
-            calibration = [torch.randn(1, 3, size, size, generator=generator) for _ in range(4)]
         if part == 'detector':
-            export_executorch(model, path, (size, size), calibration=calibration)
+            export_executorch(model, path, (size, size))
         else:
             from ..deploy.backends.executorch import load_program
             from ..deploy.export.executorch import export_module_executorch
             program = export_module_executorch(BackboneForExport(model.backbone), path,
-                                               (size, size), calibration=calibration)
+                                               (size, size))
             method = load_program(program, threads)
             return lambda x: method.execute([torch.from_numpy(x)])
     detector = RUNTIMES[runtime](path, dict(type='DetDataPreprocessor'), num_threads=threads)
@@ -247,10 +243,18 @@ def time_deploy(detectors, args, checkpoints, image=None):
 
 
 def software() -> str:
+    """The versions of torch and of every runtime installed."""
+    from importlib.metadata import PackageNotFoundError, version
     import onnxruntime
     import openvino
-    return (f'torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, '
+    text = (f'torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, '
             f'OpenVINO {openvino.__version__.split("-")[0]}')
+    for package in ('ncnn', 'pnnx', 'executorch'):
+        try:
+            text += f', {package} {version(package)}'
+        except PackageNotFoundError:
+            pass
+    return text
 
 
 def write_medians(path, results, args, detectors) -> None:

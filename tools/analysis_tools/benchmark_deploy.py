@@ -33,9 +33,8 @@ level), onnxruntime-nolayout (its NCHWc pass off), openvino-throughput
 squeeze-excite gates are a Resize instead of a broadcast); and ncnn,
 ncnn-fp16 (tools/deployment/pytorch2ncnn.py's files, a detector with the
 app's NumPy post-processing after the network; on x86 these are x86
-figures, not a phone's); executorch, executorch-int8
-(tools/deployment/pytorch2executorch.py's programs, XNNPACK, the same
-post-processing; INT8 calibrated on random inputs). The work is done by
+figures, not a phone's); executorch (tools/deployment/pytorch2executorch.py's
+programs, XNNPACK, the same post-processing). The work is done by
 ghostnet_mmdet/apis/deploy_benchmark.py.
 
     python tools/analysis_tools/benchmark_deploy.py --sizes 320 --only "LiteGFL" \
