@@ -5,10 +5,12 @@ import glob
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
@@ -17,6 +19,7 @@ from mmengine.structures import InstanceData
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from ghostnet_mmdet.datasets import SHAPE_CLASSES
+from ghostnet_mmdet.deploy import DeployError
 
 from .backbone_utils import randomize_norm_stats
 
@@ -298,14 +301,46 @@ def predict_both(cfg, model, onnx_file, images, backend='onnxruntime'):
     """Detections of the PyTorch model and of the exported one run by
     ``backend``, for the same preprocessed batch."""
     from ghostnet_mmdet.deploy import BACKENDS
-    samples = samples_for(images)
     runtime = BACKENDS[backend](str(onnx_file), cfg.model.data_preprocessor)
+    return predict_with_runtime(model, runtime, images)
+
+
+def predict_with_runtime(model, runtime, images):
+    """Detections of the PyTorch model and of a deploy ``runtime`` (a
+    RuntimeDetector), for the same preprocessed batch."""
+    samples = samples_for(images)
     with torch.no_grad():
         data = model.data_preprocessor(dict(inputs=images, data_samples=samples), False)
         expected = model.predict(data['inputs'], data['data_samples'])
         actual = runtime.test_step(dict(inputs=images, data_samples=[
             DetDataSample(metainfo=s.metainfo) for s in samples]))
     return [e.pred_instances for e in expected], [a.pred_instances for a in actual]
+
+
+def copy_folder(folder, tmp_path, name):
+    """A copy of an export folder, to damage in a refusal test."""
+    target = tmp_path / name
+    shutil.copytree(folder, target)
+    return target
+
+
+def assert_app_runtime_refusals(runtime_class, folder, preprocessor, tmp_path, model_file):
+    """What every app runtime (ncnn, ExecuTorch) refuses of a good export
+    ``folder``: a meta.json of other classes, and an input larger than the
+    exported size (the runtime given ``model_file``, a file in the folder)."""
+    other = copy_folder(folder, tmp_path, 'other')
+    meta = json.loads((folder / 'meta.json').read_text())
+    (other / 'meta.json').write_text(json.dumps(dict(meta, classes=list('abcde'))))
+    with pytest.raises(DeployError, match=r'exported for 5 classes \(a, b, c, d, \.\.\.\), '
+                       r'this config has 2 \(x, y\)'):
+        runtime_class(str(other), preprocessor, classes=('x', 'y'))
+    runtime = runtime_class(str(folder / model_file), preprocessor, num_threads=1)
+    too_big = [torch.zeros(3, SIZE + 32, SIZE, dtype=torch.uint8)]
+    sample = DetDataSample(metainfo=dict(img_shape=(SIZE + 32, SIZE), ori_shape=(SIZE + 32, SIZE),
+                                         scale_factor=(1.0, 1.0)))
+    with pytest.raises(DeployError, match=rf'made a {SIZE + 32}x{SIZE} input, larger than the '
+                       rf'{SIZE}x{SIZE} .* export with --shape {SIZE + 32} {SIZE}'):
+        runtime.test_step(dict(inputs=too_big, data_samples=[sample]))
 
 
 def assert_same_detections(expected, actual):

@@ -4,19 +4,16 @@ post-processing; bad folders and programs are refused by name; the trained
 miniature evaluates through tools/test.py --backend executorch as PyTorch
 does."""
 import json
-import shutil
 
 import pytest
-import torch
-from mmdet.structures import DetDataSample
 
 from ghostnet_mmdet.deploy import (DeployError, ExecuTorchDetector, ExportError,
-                                   export_executorch,
-                                   match_detections, prepare_for_export)
+                                   export_executorch, match_detections, prepare_for_export)
 
 from .detection_utils import (BOX_ATOL, PARITY_CONFIGS, REPO, SCORE_ATOL, SIZE,
-                              build_config_detector, calibrate_heads, padded_batch,
-                              read_metrics, run_tool_in_process, samples_for)
+                              assert_app_runtime_refusals, build_config_detector,
+                              calibrate_heads, copy_folder, padded_batch, predict_with_runtime,
+                              read_metrics, run_tool_in_process)
 
 pytest.importorskip('executorch.runtime')
 
@@ -41,20 +38,9 @@ def exported(config, folder):
     return cfg, model
 
 
-def predict_both(cfg, model, runtime):
-    images = padded_batch()  # the second image padded: boxes clipped at the image
-    samples = samples_for(images)
-    with torch.no_grad():
-        data = model.data_preprocessor(dict(inputs=images, data_samples=samples), False)
-        expected = model.predict(data['inputs'], data['data_samples'])
-        actual = runtime.test_step(dict(inputs=images, data_samples=[
-            DetDataSample(metainfo=s.metainfo) for s in samples]))
-    return [e.pred_instances for e in expected], [a.pred_instances for a in actual]
-
-
 def assert_same_detections(cfg, model, folder):
     runtime = ExecuTorchDetector(str(folder), cfg.model.data_preprocessor, num_threads=2)
-    for exp, act in zip(*predict_both(cfg, model, runtime)):
+    for exp, act in zip(*predict_with_runtime(model, runtime, padded_batch())):
         assert len(exp) > 0, 'no detections to compare'
         mismatch = match_detections(exp, act, score_atol=SCORE_ATOL, box_rtol=1e-5,
                                     box_atol=BOX_ATOL)
@@ -80,32 +66,16 @@ def test_bad_programs_are_named(small_program, tmp_path):
     with pytest.raises(DeployError, match=r'is not an executorch export .*/meta.json is missing'):
         ExecuTorchDetector(str(tmp_path), preprocessor)
 
-    def copy(name):
-        target = tmp_path / name
-        shutil.copytree(folder, target)
-        return target
-
-    corrupt = copy('corrupt')
+    corrupt = copy_folder(folder, tmp_path, 'corrupt')
     (corrupt / 'model.pte').write_bytes(b'not a program')
     with pytest.raises(DeployError, match='is not an ExecuTorch program the runtime can load'):
         ExecuTorchDetector(str(corrupt), preprocessor)
-    ncnn = copy('ncnn')
+    ncnn = copy_folder(folder, tmp_path, 'ncnn')
     meta = json.loads((folder / 'meta.json').read_text())
     (ncnn / 'meta.json').write_text(json.dumps(dict(meta, format='ghostnet_mmdet-ncnn')))
     with pytest.raises(DeployError, match='was not written by tools/deployment/pytorch2executorch'):
         ExecuTorchDetector(str(ncnn), preprocessor)
-    other = copy('other')
-    (other / 'meta.json').write_text(json.dumps(dict(meta, classes=list('abcde'))))
-    with pytest.raises(DeployError, match=r'exported for 5 classes \(a, b, c, d, \.\.\.\), '
-                       r'this config has 2 \(x, y\)'):
-        ExecuTorchDetector(str(other), preprocessor, classes=('x', 'y'))
-    runtime = ExecuTorchDetector(str(folder / 'model.pte'), preprocessor, num_threads=1)
-    too_big = [torch.zeros(3, SIZE + 32, SIZE, dtype=torch.uint8)]
-    sample = DetDataSample(metainfo=dict(img_shape=(SIZE + 32, SIZE), ori_shape=(SIZE + 32, SIZE),
-                                         scale_factor=(1.0, 1.0)))
-    with pytest.raises(DeployError, match=rf'made a {SIZE + 32}x{SIZE} input, larger than the '
-                       rf'{SIZE}x{SIZE} .* export with --shape {SIZE + 32} {SIZE}'):
-        runtime.test_step(dict(inputs=too_big, data_samples=[sample]))
+    assert_app_runtime_refusals(ExecuTorchDetector, folder, preprocessor, tmp_path, 'model.pte')
     with pytest.raises(ExportError, match=r'input size must be two ints >= 32, got \(16, 128\)'):
         export_executorch(model, str(tmp_path / 'small'), (16, SIZE))
 

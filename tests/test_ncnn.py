@@ -4,11 +4,9 @@ ncnn and the app's NumPy post-processing; the app's NMS and top-k are
 torchvision's and torch's; bad folders are refused by name; the trained
 miniature evaluates through tools/test.py --backend ncnn as PyTorch does."""
 import json
-import shutil
 
 import pytest
 import torch
-from mmdet.structures import DetDataSample
 
 from ghostnet_mmdet.deploy import (DeployError, ExportError, NcnnDetector, export_ncnn,
                                    head_postprocess, match_detections, prepare_for_export)
@@ -16,9 +14,10 @@ from ghostnet_mmdet.deploy.app_postprocess import _top, class_nms, nms
 from ghostnet_mmdet.deploy.export.ncnn import layer_counts
 
 from .detection_utils import (BOX_ATOL, PARITY_CONFIGS, REPO, SCORE_ATOL, SIZE,
-                              build_config_detector, calibrate_heads, norm_stats_from,
-                              padded_batch, random_detections, read_metrics,
-                              run_tool_in_process, samples_for)
+                              assert_app_runtime_refusals, build_config_detector,
+                              calibrate_heads, copy_folder, norm_stats_from, padded_batch,
+                              predict_with_runtime, random_detections, read_metrics,
+                              run_tool_in_process)
 
 pytest.importorskip('ncnn')
 pytest.importorskip('pnnx')
@@ -60,15 +59,8 @@ def exported(config, folder):
 def test_ncnn_gives_pytorch_detections(config, tmp_path):
     cfg, model, meta = exported(config, tmp_path)
     runtime = NcnnDetector(str(tmp_path), cfg.model.data_preprocessor, num_threads=2)
-    images = padded_batch()  # the second image padded: boxes clipped at the image
-    samples = samples_for(images)
-    with torch.no_grad():
-        data = model.data_preprocessor(dict(inputs=images, data_samples=samples), False)
-        expected = model.predict(data['inputs'], data['data_samples'])
-        actual = runtime.test_step(dict(inputs=images, data_samples=[
-            DetDataSample(metainfo=s.metainfo) for s in samples]))
-    for exp, act in zip(expected, actual):
-        exp, act = exp.pred_instances, act.pred_instances
+    # The second image padded: boxes clipped at the image.
+    for exp, act in zip(*predict_with_runtime(model, runtime, padded_batch())):
         assert len(exp) > 0, 'no detections to compare'
         mismatch = match_detections(exp, act, score_atol=SCORE_ATOL, box_rtol=1e-5,
                                     box_atol=BOX_ATOL)
@@ -146,40 +138,23 @@ def test_bad_ncnn_folders_are_named(small_ncnn, tmp_path):
     with pytest.raises(DeployError, match=r'is not an ncnn export .*/meta.json is missing'):
         NcnnDetector(str(tmp_path), preprocessor)
 
-    def copy(name):
-        target = tmp_path / name
-        shutil.copytree(folder, target)
-        return target
-
-    corrupt = copy('corrupt')
+    corrupt = copy_folder(folder, tmp_path, 'corrupt')
     (corrupt / 'model.ncnn.param').write_text('not a param file\n')
     with pytest.raises(DeployError, match='is not an ncnn .param file ncnn can load'):
         NcnnDetector(str(corrupt), preprocessor)
-    truncated = copy('truncated')
+    truncated = copy_folder(folder, tmp_path, 'truncated')
     (truncated / 'model.ncnn.bin').write_bytes((folder / 'model.ncnn.bin').read_bytes()[:5000])
     with pytest.raises(DeployError, match='does not hold the weights'):
         NcnnDetector(str(truncated), preprocessor)
-    foreign = copy('foreign')
+    foreign = copy_folder(folder, tmp_path, 'foreign')
     (foreign / 'meta.json').write_text(json.dumps({'classes': []}))
     with pytest.raises(DeployError, match='was not written by tools/deployment/pytorch2ncnn.py'):
         NcnnDetector(str(foreign), preprocessor)
-    broken = copy('broken')
+    broken = copy_folder(folder, tmp_path, 'broken')
     (broken / 'meta.json').write_text('{')
     with pytest.raises(DeployError, match='is not the JSON that pytorch2ncnn.py writes'):
         NcnnDetector(str(broken), preprocessor)
-    other = copy('other')
-    meta = json.loads((folder / 'meta.json').read_text())
-    (other / 'meta.json').write_text(json.dumps(dict(meta, classes=list('abcde'))))
-    with pytest.raises(DeployError, match=r'exported for 5 classes \(a, b, c, d, \.\.\.\), '
-                       r'this config has 2 \(x, y\)'):
-        NcnnDetector(str(other), preprocessor, classes=('x', 'y'))
-    runtime = NcnnDetector(str(folder / 'model.ncnn.param'), preprocessor, num_threads=1)
-    too_big = [torch.zeros(3, SIZE + 32, SIZE, dtype=torch.uint8)]
-    sample = DetDataSample(metainfo=dict(img_shape=(SIZE + 32, SIZE), ori_shape=(SIZE + 32, SIZE),
-                                         scale_factor=(1.0, 1.0)))
-    with pytest.raises(DeployError, match=rf'made a {SIZE + 32}x{SIZE} input, larger than the '
-                       rf'{SIZE}x{SIZE} .* export with --shape {SIZE + 32} {SIZE}'):
-        runtime.test_step(dict(inputs=too_big, data_samples=[sample]))
+    assert_app_runtime_refusals(NcnnDetector, folder, preprocessor, tmp_path, 'model.ncnn.param')
 
 
 def test_ncnn_tools_on_the_trained_miniature(trained, capsys, monkeypatch):
